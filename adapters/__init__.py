@@ -1,0 +1,1 @@
+"""I/O at the edges: SQL store, MLLP, SOAP, REST, the EHR client, notifications."""

@@ -1,0 +1,1 @@
+"""The channel runtime: settings, migrations, the channel path, the CLI and the composition root."""

@@ -1,0 +1,36 @@
+"""Settings from environment variables, with defaults that run the engine on an embedded SQLite file."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = "sqlite:///var/vitalsstream.db"
+    http_port: int = 8000
+    mllp_port: int = 2575
+    routes_dir: Path = PROJECT_ROOT / "routes"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        defaults = cls()
+        return cls(
+            db_url=env.get("VITALS_DB_URL") or defaults.db_url,
+            http_port=_port(env, "VITALS_HTTP_PORT", defaults.http_port),
+            mllp_port=_port(env, "VITALS_MLLP_PORT", defaults.mllp_port),
+            routes_dir=Path(env.get("VITALS_ROUTES") or defaults.routes_dir),
+        )
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{name}={text!r} is not a TCP port (1-65535)")
+    return int(text)
