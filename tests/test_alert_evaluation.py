@@ -1,0 +1,152 @@
+"""Alert evaluation in the database: one table of scenarios, run on SQLite and on a real PostgreSQL.
+
+Each scenario feeds messages through the channel and states the alerts it must leave; a second test
+proves that both databases leave identical readings and alerts, row for row.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from adapters.sql_store import SqlStore
+from adapters.sql_tables import alert_thresholds, alerts, device_readings
+from engine.channel import Channel, Route
+from engine.migrations import upgrade
+from tests.messages import FIXTURES, oru
+
+T0 = "20240601100000"
+
+
+def at(minutes: float) -> str:
+    seconds = int(minutes * 60)
+    return f"20240601{10 + seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+
+
+# name -> (messages, threshold overrides, expected alerts as (patient, vital, severity, kind, occurrences,
+# last_value, state))
+SCENARIOS: dict[str, tuple[list[bytes], list[dict], list[tuple]]] = {
+    "all good fixtures": (
+        [p.read_bytes() for p in sorted(FIXTURES.glob("*.hl7"))], [],
+        [("BABY*01", "heart_rate", "warning", "threshold", 1, 140.0, "open"),
+         ("FR-77", "temperature", "warning", "threshold", 1, 38.4, "open"),
+         ("G-555", "glucose", "critical", "threshold", 1, 33.3, "open"),
+         ("W3-1", "spo2", "warning", "threshold", 1, 93.0, "open"),
+         ("W3-2", "heart_rate", "critical", "threshold", 1, 145.0, "open"),
+         ("W3-2", "resp_rate", "critical", "threshold", 1, 31.0, "open")]),
+    "values on the bounds raise nothing": (
+        [oru("B1", "P", T0, [("heart_rate", 120), ("heart_rate", 50), ("spo2", 94), ("temperature", 38.0),
+                             ("resp_rate", 10), ("glucose", 10.0)])], [], []),
+    "a repeat breach updates the open alert": (
+        [oru("R1", "P", at(0), [("heart_rate", 150)]), oru("R2", "P", at(1), [("heart_rate", 155)]),
+         oru("R3", "P", at(2), [("heart_rate", 152), ("heart_rate", 151)])], [],
+        [("P", "heart_rate", "critical", "threshold", 4, 151.0, "open")]),
+    "one alert per vital per message, the most severe": (
+        [oru("S1", "P", T0, [("spo2", 93), ("spo2", 89), ("spo2", 92)])], [],
+        [("P", "spo2", "critical", "threshold", 1, 89.0, "open")]),
+    "warning then critical are two alerts": (
+        [oru("W1", "P", at(0), [("heart_rate", 125)]), oru("W2", "P", at(1), [("heart_rate", 145)])], [],
+        [("P", "heart_rate", "critical", "threshold", 1, 145.0, "open"),
+         ("P", "heart_rate", "warning", "threshold", 1, 125.0, "open")]),
+    "an older reading does not replace the last value": (
+        [oru("O1", "P", at(5), [("bp_systolic", 185)]), oru("O2", "P", at(1), [("bp_systolic", 190)])], [],
+        [("P", "bp_systolic", "critical", "threshold", 2, 185.0, "open")]),
+    "patient and device bands override the global ones": (
+        [oru("V1", "P-OV", T0, [("heart_rate", 105)]),
+         oru("V2", "P-OV", at(1), [("resp_rate", 26)], device="DEV-OV"),
+         oru("V3", "P-2", at(1), [("heart_rate", 105)])],
+        [{"vital": "heart_rate", "patient_id": "P-OV", "warning_low": 50, "warning_high": 100,
+          "critical_low": 40, "critical_high": 130},
+         {"vital": "resp_rate", "patient_id": "P-OV", "warning_high": 20, "critical_high": 25},
+         {"vital": "resp_rate", "device_id": "DEV-OV", "warning_high": 25, "critical_high": 35}],
+        [("P-OV", "heart_rate", "warning", "threshold", 1, 105.0, "open"),
+         ("P-OV", "resp_rate", "warning", "threshold", 1, 26.0, "open")]),
+    "heart rate up and spo2 down within 10 minutes is a trend": (
+        [oru("T1", "P", at(0), [("heart_rate", 80), ("spo2", 98)]),
+         oru("T2", "P", at(4), [("heart_rate", 92), ("spo2", 96)]),
+         oru("T3", "P", at(8), [("heart_rate", 101), ("spo2", 94.5)]),
+         oru("T4", "P", at(9), [("spo2", 93)]),  # SpO2 fell 5 since T1: the trend is complete
+         oru("T5", "P", at(9.5), [("spo2", 92.5)])], [],
+        [("P", "heart_rate,spo2", "critical", "trend", 2, 21.0, "open"),
+         ("P", "spo2", "warning", "threshold", 2, 92.5, "open")]),
+    "the same change over more than 10 minutes is no trend": (
+        [oru("N1", "P", at(0), [("heart_rate", 80), ("spo2", 98)]),
+         oru("N2", "P", at(11), [("heart_rate", 101), ("spo2", 95)])], [], []),
+    "heart rate up without spo2 down is no trend": (
+        [oru("U1", "P", at(0), [("heart_rate", 80), ("spo2", 97)]),
+         oru("U2", "P", at(5), [("heart_rate", 110), ("spo2", 96)])], [], []),
+    "trend exactly at the 10 minute bound counts": (
+        [oru("E1", "P", at(0), [("heart_rate", 70), ("spo2", 99)]),
+         oru("E2", "P", at(10), [("heart_rate", 90), ("spo2", 94)])], [],
+        [("P", "heart_rate,spo2", "critical", "trend", 1, 20.0, "open")]),
+}
+
+
+def run(store: SqlStore, scenario: str) -> None:
+    messages, overrides, _ = SCENARIOS[scenario]
+    with store.engine.begin() as conn:
+        for band in overrides:
+            conn.execute(insert(alert_thresholds).values(unit="", updated_at=datetime(2024, 1, 1), **band))
+    channel = Channel(store)
+    for raw in messages:
+        receipt = channel.dispatch(raw, Route())
+        assert receipt.ack_codes[-1] == "AA", receipt.error
+
+
+def alert_rows(store: SqlStore) -> list[tuple]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(alerts).order_by(alerts.c.patient_id, alerts.c.vital, alerts.c.severity))
+        return [(r.patient_id, r.vital, r.severity, r.kind, r.occurrences, r.last_value, r.state) for r in rows]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_leaves_the_expected_alerts(store: SqlStore, scenario: str) -> None:
+    run(store, scenario)
+    assert alert_rows(store) == sorted(SCENARIOS[scenario][2])
+
+
+def test_a_resolved_alert_is_not_reopened_by_a_new_breach(store: SqlStore) -> None:
+    channel = Channel(store)
+    channel.dispatch(oru("Z1", "P", at(0), [("heart_rate", 150)]), Route())
+    with store.engine.begin() as conn:
+        conn.execute(update(alerts).values(state="resolved", resolved_by="nurse", resolved_at=datetime.now()))
+    channel.dispatch(oru("Z2", "P", at(1), [("heart_rate", 151)]), Route())
+    assert sorted(r[-1] for r in alert_rows(store)) == ["open", "resolved"]
+
+
+def test_alert_text_names_value_and_bound(store: SqlStore) -> None:
+    run(store, "heart rate up and spo2 down within 10 minutes is a trend")
+    with store.engine.connect() as conn:
+        texts = sorted(conn.execute(select(alerts.c.message)).scalars())
+    assert texts == ["heart rate rose 21 /min and spo2 fell 5.5 % within 10 minutes",
+                     "spo2 92.5 % below warning low 94"]
+
+
+def snapshot(store: SqlStore) -> dict[str, list[tuple]]:
+    """Readings and alerts with ids replaced by their order, and database clock times left out."""
+    with store.engine.connect() as conn:
+        readings = conn.execute(select(device_readings).order_by(device_readings.c.id)).all()
+        order = {r.id: n for n, r in enumerate(readings)}
+        alert_list = conn.execute(select(alerts).order_by(alerts.c.id)).all()
+    skip = {"id", "message_id", "created_at", "updated_at"}
+    return {
+        "readings": [tuple(v for k, v in r._mapping.items() if k not in skip) for r in readings],
+        "alerts": [tuple(order.get(v, v) if k.endswith("reading_id") else v
+                         for k, v in a._mapping.items() if k not in skip) for a in alert_list],
+    }
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_give_identical_readings_and_alerts(sqlite_url: str, postgres_url: str) -> None:
+    snapshots = []
+    for url in (sqlite_url, postgres_url):
+        store = SqlStore.from_url(url)
+        upgrade(store.engine)
+        for scenario in SCENARIOS:  # one after another in one database: they also interact
+            run(store, scenario)
+        snapshots.append(snapshot(store))
+        store.close()
+    assert snapshots[0]["readings"] == snapshots[1]["readings"]
+    assert snapshots[0]["alerts"] == snapshots[1]["alerts"]
+    assert len(snapshots[0]["alerts"]) > 10

@@ -1,0 +1,100 @@
+"""The channel path on SQLite and on a real PostgreSQL: store before ACK, duplicates, failures."""
+import json
+
+import pytest
+from sqlalchemy import func, select, text
+
+from adapters.sql_store import SqlStore
+from adapters.sql_tables import alerts, device_readings, messages
+from engine.channel import Channel, Route
+from tests.messages import FIXTURES, fixture, oru
+
+BAD = json.loads((FIXTURES / "bad" / "expected.json").read_text())
+
+
+def count(store: SqlStore, table) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_message_is_stored_with_its_readings_and_ack(store: SqlStore) -> None:
+    receipt = Channel(store).dispatch(fixture("loinc_vitals_v251.hl7"), Route(), peer="test")
+    assert receipt.ack_codes == ["AA"] and receipt.status == "STORED" and receipt.readings == 7
+    with store.engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == receipt.message_id)).one()
+        readings = conn.execute(select(device_readings)).all()
+    assert (row.status, row.ack_code, row.control_id, row.reading_count) == ("STORED", "AA", "VC-0001", 7)
+    assert row.ack == receipt.acks[0] and row.raw.startswith("MSH|") and row.peer == "test"
+    assert row.processed_at >= row.received_at
+    assert {r.vital for r in readings} == {"heart_rate", "spo2", "temperature", "resp_rate", "bp_systolic",
+                                           "bp_diastolic", "bp_mean"}
+    assert all(r.message_id == receipt.message_id for r in readings)
+
+
+def test_an_exact_resend_gets_the_original_answer_and_stores_nothing(store: SqlStore) -> None:
+    channel = Channel(store)
+    first = channel.dispatch(fixture("multi_patient_v24.hl7"), Route())
+    again = channel.dispatch(fixture("multi_patient_v24.hl7"), Route())
+    assert again.duplicate and again.acks == first.acks and again.message_id == first.message_id
+    assert (count(store, messages), count(store, device_readings), count(store, alerts)) == (1, 4, 3)
+
+
+def test_same_control_id_with_other_content_is_ae_and_kept_for_audit(store: SqlStore) -> None:
+    channel = Channel(store)
+    first = channel.dispatch(oru("K-1", "P1", "20240101100000", [("heart_rate", 70)]), Route())
+    other = channel.dispatch(oru("K-1", "P1", "20240101100000", [("heart_rate", 75)]), Route())
+    assert other.ack_codes == ["AE"] and "|205^Duplicate key identifier^HL70357|" in other.acks[0]
+    with store.engine.connect() as conn:
+        audit = conn.execute(select(messages).where(messages.c.id == other.message_id)).one()
+    assert (audit.status, audit.duplicate_of, audit.reading_count) == ("ERROR", first.message_id, 0)
+    assert count(store, device_readings) == 1
+
+
+def test_a_rejected_message_may_be_corrected_under_the_same_control_id(store: SqlStore) -> None:
+    channel = Channel(store)
+    wrong = channel.dispatch(oru("K-2", "P1", "20240101100000", [("heart_rate", "fast")]), Route())
+    again = channel.dispatch(oru("K-2", "P1", "20240101100000", [("heart_rate", "fast")]), Route())
+    fixed = channel.dispatch(oru("K-2", "P1", "20240101100000", [("heart_rate", 70)]), Route())
+    assert wrong.ack_codes == ["AE"] and again.duplicate and again.acks == wrong.acks
+    assert fixed.ack_codes == ["AA"] and count(store, messages) == 2
+
+
+@pytest.mark.parametrize("name", sorted(k for k in BAD if not k.startswith("_")))
+def test_bad_messages_are_kept_with_the_reason(store: SqlStore, name: str) -> None:
+    receipt = Channel(store).dispatch((FIXTURES / "bad" / name).read_bytes(), Route())
+    expected = BAD[name]["ack"]
+    assert receipt.ack_codes == ([expected] if expected else [])
+    with store.engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == receipt.message_id)).one()
+    assert row.status == ("FILTERED" if name == "ack_message.hl7" else "ERROR")
+    assert row.error and row.raw
+    assert count(store, device_readings) == 0
+    if expected:
+        code, location = BAD[name]["problems"][0]
+        assert f"|{code}^" in receipt.acks[0] or f"^{code}&" in receipt.acks[0]
+
+
+def test_enhanced_mode_gets_accept_then_application_ack(store: SqlStore) -> None:
+    receipt = Channel(store).dispatch(fixture("enhanced_al_al.hl7"), Route())
+    assert receipt.ack_codes == ["CA", "AA"]
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(messages.c.ack, messages.c.ack_code)).one()
+    assert stored.ack_code == "AA" and stored.ack.count("MSA|") == 2
+
+
+def test_a_failure_inside_the_transaction_stores_nothing_and_answers_ar_207(store: SqlStore) -> None:
+    # Break alert evaluation: the readings were already inserted in the same transaction.
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alerts"))
+    receipt = Channel(store).dispatch(fixture("pcd01_nibp.hl7"), Route())
+    assert receipt.message_id is None and receipt.ack_codes == ["AR"]
+    assert "|207^Application internal error^HL70357|" in receipt.acks[0]
+    assert (count(store, messages), count(store, device_readings)) == (0, 0)
+
+
+@pytest.mark.timeout(60)  # the answer must come, not hang: connect_timeout and pool_timeout bound it
+def test_database_unreachable_answers_ar_207() -> None:
+    store = SqlStore.from_url("postgresql+psycopg://vitals@127.0.0.1:9/none")  # nothing listens on port 9
+    receipt = Channel(store).dispatch(fixture("loinc_vitals_v251.hl7"), Route())
+    assert receipt.ack_codes == ["AR"] and "207" in receipt.acks[0]
+    store.close()
