@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ STATEMENT_TIMEOUT_SECONDS = 10
 
 def utc_naive(moment: datetime) -> datetime:
     """Stored form of a time: UTC without zone (every dialect the same)."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def create_store_engine(url: str) -> Engine:

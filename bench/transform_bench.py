@@ -152,7 +152,7 @@ def prepare(messages: dict[str, bytes]) -> tuple[list[str], dict[str, list], dic
         for name, data in messages.items():
             try:
                 contender.run(texts[name] if contender.takes_text else data)
-            except Exception as error:  # noqa: BLE001 - any error means "this contender fails this message"
+            except Exception as error:
                 failures[contender.name][name] = f"{type(error).__name__}: {error}"[:120]
     usable = [name for name in messages if not any(name in failed for failed in failures.values())]
     inputs = {c.name: [texts[n] if c.takes_text else messages[n] for n in usable] for c in CONTENDERS}
@@ -199,7 +199,7 @@ def summarize(rates: dict[str, list[float]]) -> list[dict]:
     rows = []
     for name, series in rates.items():
         median = statistics.median(series)
-        ratios = [ours / theirs for ours, theirs in zip(rates[REFERENCE], series)]
+        ratios = [ours / theirs for ours, theirs in zip(rates[REFERENCE], series, strict=True)]
         rows.append({
             "contender": name,
             "messages_per_second": round(median, 1),

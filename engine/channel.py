@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -76,7 +76,7 @@ class _Work:
 
 
 class Channel:
-    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
         self.clock = clock
 

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from adapters.sql_store import SqlStore
 from engine.channel import Channel, Route
 from engine.migrations import upgrade
 from engine.settings import Settings
-from adapters.sql_store import SqlStore
 from transforms.errors import MessageProblems
 from transforms.hl7.charset import decode
 from transforms.hl7.header import read_header

@@ -10,7 +10,7 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, select
@@ -88,7 +88,7 @@ def upgrade(engine: Engine) -> list[int]:
                 _run(driver, statement)
             conn.execute(schema_version.insert().values(
                 version=script.version, name=script.path.name, checksum=script.checksum,
-                applied_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+                applied_at=datetime.now(UTC).replace(tzinfo=None)))
         applied_now.append(script.version)
     return applied_now
 

@@ -1,5 +1,5 @@
 """Acknowledgement rules of HL7 v2.5 chapter 2.9 (see ../shared/HL7-VITALS.md)."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,7 +8,7 @@ from transforms.hl7.ack import Outcome, acknowledgement_codes, acknowledgements
 from transforms.hl7.header import read_header
 from transforms.hl7.parser import parse
 
-NOW = datetime(2024, 3, 5, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 BAD_VALUE = Problem(102, "OBX-5 value 'x' is not numeric", Location("OBX", 2, 5))
 DB_DOWN = Problem(207, "the message could not be stored; send it again later")
 

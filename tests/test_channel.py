@@ -70,7 +70,7 @@ def test_bad_messages_are_kept_with_the_reason(store: SqlStore, name: str) -> No
     assert row.error and row.raw
     assert count(store, device_readings) == 0
     if expected:
-        code, location = BAD[name]["problems"][0]
+        code = BAD[name]["problems"][0][0]
         assert f"|{code}^" in receipt.acks[0] or f"^{code}&" in receipt.acks[0]
 
 

@@ -1,25 +1,28 @@
 """Every fixture maps to exactly the readings beside it; every bad fixture to its precise problems."""
 import json
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.messages import FIXTURES, oru
 from transforms.codes import DEFAULT_CODES
 from transforms.errors import MessageProblems
 from transforms.hl7.charset import decode
 from transforms.hl7.header import read_header
 from transforms.hl7.parser import parse
 from transforms.oru import OruMapping, transform
-from tests.messages import FIXTURES, oru
 
 GOOD = sorted(FIXTURES.glob("*.hl7"))
 BAD = json.loads((FIXTURES / "bad" / "expected.json").read_text())
 BAD.pop("_about")
 
 
-def readings_of(raw: bytes, mapping: OruMapping = OruMapping()) -> list[dict]:
+DEFAULT_MAPPING = OruMapping()
+
+
+def readings_of(raw: bytes, mapping: OruMapping = DEFAULT_MAPPING) -> list[dict]:
     message = parse(decode(raw))
     return [r.as_json() for r in transform(message, read_header(message), mapping)]
 
@@ -38,10 +41,10 @@ def test_bad_fixture_gives_precise_problems(name: str) -> None:
 
 
 def test_every_problem_in_a_message_is_reported() -> None:
-    raw = ("MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\r"
-           "OBX|1|NM|8867-4^HR^LN||fast|/min|||||F\r"
-           "OBX|2|NM|8310-5^T^LN||37|parsecs|||||F\r"
-           "OBX|3|NM|2708-6^SpO2^LN||97|%|||||Q\r").encode()
+    raw = (b"MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\r"
+           b"OBX|1|NM|8867-4^HR^LN||fast|/min|||||F\r"
+           b"OBX|2|NM|8310-5^T^LN||37|parsecs|||||F\r"
+           b"OBX|3|NM|2708-6^SpO2^LN||97|%|||||Q\r")
     with pytest.raises(MessageProblems) as caught:
         readings_of(raw)
     assert [(p.code, str(p.location)) for p in caught.value.problems] == [
@@ -56,11 +59,11 @@ def test_route_time_zone_applies_to_time_stamps_without_offset() -> None:
 
 
 def test_observation_time_falls_back_from_obx14_to_obr7_to_msh7() -> None:
-    raw = ("MSH|^~\\&|X|Y|||20240101100000||ORU^R01|C|P|2.5\rPID|||P1\r"
-           "OBX|1|NM|8867-4^HR^LN||70|/min|||||F|||20240101090000\r"
-           "OBX|2|NM|8867-4^HR^LN||71|/min|||||F\r"
-           "OBR|1||||||20240101080000\r"
-           "OBX|3|NM|8867-4^HR^LN||72|/min|||||F\r").encode()
+    raw = (b"MSH|^~\\&|X|Y|||20240101100000||ORU^R01|C|P|2.5\rPID|||P1\r"
+           b"OBX|1|NM|8867-4^HR^LN||70|/min|||||F|||20240101090000\r"
+           b"OBX|2|NM|8867-4^HR^LN||71|/min|||||F\r"
+           b"OBR|1||||||20240101080000\r"
+           b"OBX|3|NM|8867-4^HR^LN||72|/min|||||F\r")
     assert [r["observed_at"] for r in readings_of(raw)] == [
         "2024-01-01T09:00:00Z", "2024-01-01T10:00:00Z", "2024-01-01T08:00:00Z"]
 
@@ -77,7 +80,7 @@ def test_a_route_extends_the_code_map_with_vendor_codes() -> None:
     assert readings_of(raw) == []
     codes = DEFAULT_CODES.extended(observations=[("", "0002-4182", "heart_rate"), ("", "0002-4bb8", "spo2")],
                                    units=[("Schläge/min", "/min")])
-    readings = readings_of(raw, OruMapping(codes=codes, zone=timezone.utc))
+    readings = readings_of(raw, OruMapping(codes=codes, zone=UTC))
     assert [(r["vital"], r["value"], r["source_code"]) for r in readings] == [
         ("heart_rate", 77.0, "0002-4182"), ("spo2", 98.0, "0002-4bb8")]
     assert codes.ucum("schläge/min") == "/min"
@@ -150,15 +153,15 @@ def test_unit_table(unit: str, ucum: str) -> None:
 
 
 def test_missing_unit_is_allowed_only_where_one_unit_is_in_use() -> None:
-    raw = "MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\rOBX|1|NM|59408-5^SpO2^LN||95||||||R\r".encode()
+    raw = b"MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\rOBX|1|NM|59408-5^SpO2^LN||95||||||R\r"
     assert readings_of(raw)[0]["unit"] == "%"
 
 
 def test_rows_without_reading_are_skipped() -> None:
-    raw = ("MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\r"
-           "OBX|1|NM|8867-4^HR^LN|||/min|||||F\r"
-           "OBX|2|NM|8867-4^HR^LN||70|/min|||||X\r"
-           "OBX|3|NM|8867-4^HR^LN||70|/min|||||W\r"
-           "OBX|4|NM|8867-4^HR^LN||70|/min|||||D\r"
-           "OBX|5|ST|12345-6^Comment^LN||free text|||||F\r").encode()
+    raw = (b"MSH|^~\\&|X|Y|||20240101||ORU^R01|C|P|2.5\rPID|||P1\r"
+           b"OBX|1|NM|8867-4^HR^LN|||/min|||||F\r"
+           b"OBX|2|NM|8867-4^HR^LN||70|/min|||||X\r"
+           b"OBX|3|NM|8867-4^HR^LN||70|/min|||||W\r"
+           b"OBX|4|NM|8867-4^HR^LN||70|/min|||||D\r"
+           b"OBX|5|ST|12345-6^Comment^LN||free text|||||F\r")
     assert readings_of(raw) == []

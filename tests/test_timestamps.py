@@ -1,11 +1,11 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from transforms.hl7.timestamps import format_timestamp, parse_timestamp
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from transforms.codes import DEFAULT_CODES, CodeMap, convert
 from transforms.errors import (
@@ -38,7 +38,7 @@ class OruMapping:
     """What a route decides about the HL7 transform: its code map and the senders' time zone."""
 
     codes: CodeMap = DEFAULT_CODES
-    zone: tzinfo = timezone.utc
+    zone: tzinfo = UTC
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from transforms.errors import CODE_TEXT, Problem
@@ -65,7 +65,7 @@ def _new_control_id() -> str:
 
 
 def acknowledgements(header: Header, delimiters: Delimiters, outcome: Outcome, *,
-                     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                     now: Callable[[], datetime] = lambda: datetime.now(UTC),
                      new_control_id: Callable[[], str] = _new_control_id) -> list[str]:
     """The ACK messages (ER7 text, segments ended by CR) this message gets, in order; maybe none."""
     return [build_ack(header, delimiters, code, outcome.problems, now(), new_control_id())

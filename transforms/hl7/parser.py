@@ -42,7 +42,7 @@ class Delimiters:
 class Segment:
     """One segment: its id and raw fields, numbered as HL7 numbers them (``seg.field(3)`` is XXX-3)."""
 
-    __slots__ = ("name", "sequence", "_fields", "_delimiters")
+    __slots__ = ("_delimiters", "_fields", "name", "sequence")
 
     def __init__(self, fields: list[str], delimiters: Delimiters, sequence: int):
         self.name = fields[0]

@@ -6,14 +6,14 @@ default). v2.3-2.5 TS may carry a second component (degree of precision), which 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 _DTM = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?$"
 )
 
 
-def parse_timestamp(text: str, zone: tzinfo = timezone.utc) -> datetime:
+def parse_timestamp(text: str, zone: tzinfo = UTC) -> datetime:
     """The instant ``text`` names, as an aware UTC datetime. Raises ValueError when it is not a DTM."""
     match = _DTM.match(text.strip())
     if not match:
@@ -31,7 +31,7 @@ def parse_timestamp(text: str, zone: tzinfo = timezone.utc) -> datetime:
         aware = local.replace(tzinfo=timezone(offset if sign == "+" else -offset))
     else:
         aware = local.replace(tzinfo=zone)
-    return aware.astimezone(timezone.utc)
+    return aware.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -1,0 +1,34 @@
+# VitalsStream: `make install` prepares .venv and the embedded SQLite database; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test lint bench system-packages clean
+
+install: system-packages $(INSTALLED)
+	$(BIN)/vitalsstream db upgrade
+
+test: system-packages $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/transform_bench.py
+
+system-packages:
+	@scripts/install-system-packages.sh
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "VitalsStream needs Python 3.11 (Spyne 2.14 does not import on 3.12+); set PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,50 @@
+"""The numbered sql/ scripts: applied once, in order, matching the Core tables the engine queries."""
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select
+
+from adapters.sql_store import SqlStore
+from adapters.sql_tables import alert_thresholds, metadata, schema_version
+from engine import migrations
+from engine.migrations import MigrationError, scripts, statements, upgrade
+
+
+def test_schema_has_every_column_the_engine_uses(store: SqlStore) -> None:
+    inspector = inspect(store.engine)
+    for table in metadata.sorted_tables:
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        assert {c.name for c in table.columns} <= columns, table.name
+
+
+def test_upgrade_twice_applies_nothing_the_second_time(store: SqlStore) -> None:
+    assert upgrade(store.engine) == []
+    with store.engine.connect() as conn:
+        applied = [r.version for r in conn.execute(select(schema_version).order_by(schema_version.c.version))]
+        assert applied == [s.version for s in scripts(store.dialect)] and applied[:2] == [1, 2]
+        assert len(conn.execute(select(alert_thresholds)).all()) == 9
+
+
+def test_a_changed_script_is_refused(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqlStore.from_url(sqlite_url)
+    upgrade(store.engine)
+    copy = tmp_path / "sql" / "sqlite"
+    copy.mkdir(parents=True)
+    for script in (migrations.SQL_DIR / "sqlite").glob("*.sql"):
+        (copy / script.name).write_text(script.read_text() + ("\n-- edited\n" if script.name.startswith("002") else ""))
+    monkeypatch.setattr(migrations, "SQL_DIR", tmp_path / "sql")
+    with pytest.raises(MigrationError, match=r"002_default_thresholds\.sql was changed"):
+        upgrade(store.engine)
+    store.close()
+
+
+def test_sqlite_statements_are_split_at_complete_statements() -> None:
+    script = "-- a comment; with a semicolon\nCREATE TABLE a (x TEXT DEFAULT 'a;b');\nINSERT INTO a VALUES ('c');\n"
+    assert statements(script, "sqlite") == ["-- a comment; with a semicolon\nCREATE TABLE a (x TEXT DEFAULT 'a;b');",
+                                            "INSERT INTO a VALUES ('c');"]
+    with pytest.raises(MigrationError):
+        statements("CREATE TABLE b (x TEXT)", "sqlite")
+
+
+def test_mssql_batches_split_on_go_lines() -> None:
+    assert statements("CREATE TABLE a (x INT)\nGO\nSELECT 1\ngo\n", "mssql") == ["CREATE TABLE a (x INT)", "SELECT 1"]
