@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from adapters.sql_store import SqlStore, StoreTransaction, utc_naive
 from transforms.errors import APPLICATION_INTERNAL_ERROR, DUPLICATE_KEY, Location, MessageProblems, Problem
 from transforms.hl7.ack import Outcome, acknowledgements
-from transforms.hl7.charset import decode
-from transforms.hl7.header import Header, read_header
+from transforms.hl7.charset import decode_with_codec
+from transforms.hl7.conformance import conformance_problems
+from transforms.hl7.header import Header, not_from, read_header
 from transforms.hl7.parser import Message, parse
 from transforms.oru import ORU_R01, OruMapping, transform
 from transforms.vitals import VitalsReading
@@ -39,7 +40,22 @@ class Route:
 
     name: str = "default"
     oru: OruMapping = field(default_factory=OruMapping)
-    message_types: frozenset[tuple[str, str]] = ORU_R01
+    message_types: frozenset[tuple[str, str]] = ORU_R01  # accepted (MSH-9.1, MSH-9.2)
+    sending_applications: frozenset[str] = frozenset()  # accepted MSH-3.1; empty: any
+    sending_facilities: frozenset[str] = frozenset()  # accepted MSH-4.1; empty: any
+    strict: bool = False  # conformance validation through hl7apy, on top of our tolerant parse
+    log_phi: bool = False  # may message content appear in logs
+    original_mode: bool = False  # always one application ACK (AA/AE/AR), whatever MSH-15/16 ask
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as an adapter hands it to the channel."""
+
+    raw: bytes
+    route: Route
+    peer: str = ""
+    received_at: datetime | None = None  # when the last byte arrived; now when not given
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,10 @@ class Receipt:
     alerts: int = 0
     duplicate: bool = False
     error: str = ""
+    encoding: str = "ascii"  # the message's codec: encode the ACKs with it
+
+    def ack_bytes(self) -> list[bytes]:
+        return [ack.encode(self.encoding, errors="replace") for ack in self.acks]
 
     @property
     def ack_codes(self) -> list[str]:
@@ -69,10 +89,12 @@ class _Work:
     received_at: datetime
     content_hash: str
     text: str
+    encoding: str  # the codec that decoded the bytes; answers are encoded with it
     message: Message | None = None
     header: Header | None = None
     readings: list[VitalsReading] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    filtered: bool = False  # turned away by the route's sender filters
 
 
 class Channel:
@@ -82,17 +104,47 @@ class Channel:
 
     def dispatch(self, raw: bytes, route: Route, peer: str = "") -> Receipt:
         """Take one message through the whole path; the returned ACKs are safe to send (committed)."""
-        work = self._receive(raw, route, peer)
+        return self.dispatch_batch([Inbound(raw, route, peer)])[0]
+
+    def dispatch_batch(self, batch: Sequence[Inbound]) -> list[Receipt]:
+        """Several messages in ONE transaction (group commit), each answered as if it had been alone.
+
+        If the shared transaction fails, each message is tried again in a transaction of its own, so one
+        bad message (or a race on its duplicate key) only costs its own answer.
+        """
+        works = [self._prepare(item) for item in batch]
+        if len(works) > 1:
+            try:
+                with self.store.transaction() as tx:
+                    return [self._record(tx, work) for work in works]
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("shared transaction failed, storing one by one",
+                            extra={"messages": len(works), "error": type(error).__name__})
+        return [self._store_alone(work) for work in works]
+
+    def _prepare(self, item: Inbound) -> _Work:
+        work = self._receive(item)
         if work.header is not None and not work.header.is_ack:
             self._transform(work)
-        try:
-            return self._store(work)
-        except IntegrityError:
-            # A concurrent copy of this message committed first; answer as for a duplicate.
-            return self._store(work)
+        return work
 
-    def _receive(self, raw: bytes, route: Route, peer: str) -> _Work:
-        work = _Work(raw, route, peer, self.clock(), hashlib.sha256(raw).hexdigest(), decode(raw))
+    def _store_alone(self, work: _Work) -> Receipt:
+        for attempt in range(2):
+            try:
+                with self.store.transaction() as tx:
+                    return self._record(tx, work)
+            except IntegrityError:
+                if attempt == 0:
+                    continue  # a concurrent copy committed first: look again, it is a duplicate now
+                return self._unavailable(work, "IntegrityError")
+            except (SQLAlchemyError, OSError) as error:
+                return self._unavailable(work, type(error).__name__)
+        raise AssertionError("unreachable")
+
+    def _receive(self, item: Inbound) -> _Work:
+        text, encoding = decode_with_codec(item.raw)
+        work = _Work(item.raw, item.route, item.peer, item.received_at or self.clock(),
+                     hashlib.sha256(item.raw).hexdigest(), text, encoding)
         try:
             work.message = parse(work.text)
             work.header = read_header(work.message)
@@ -102,21 +154,19 @@ class Channel:
 
     def _transform(self, work: _Work) -> None:
         assert work.message is not None and work.header is not None
+        route = work.route
+        refused = not_from(work.header, route.sending_applications, route.sending_facilities)
+        if refused is not None:
+            work.problems, work.filtered = [refused], True
+            return
+        if route.strict:
+            work.problems = conformance_problems(work.text)
+            if work.problems:
+                return
         try:
-            work.readings = transform(work.message, work.header, work.route.oru, work.route.message_types)
+            work.readings = transform(work.message, work.header, route.oru, route.message_types)
         except MessageProblems as problems:
             work.problems = list(problems.problems)
-
-    def _store(self, work: _Work) -> Receipt:
-        try:
-            with self.store.transaction() as tx:
-                return self._record(tx, work)
-        except IntegrityError:
-            raise
-        except (DBAPIError, SQLAlchemyError, OSError) as error:
-            log.error("store failed, answering AR 207", extra={"route": work.route.name,
-                                                              "error": type(error).__name__})
-            return self._unavailable(work)
 
     def _record(self, tx: StoreTransaction, work: _Work) -> Receipt:
         header = work.header
@@ -124,13 +174,13 @@ class Channel:
             reason = "; ".join(map(str, work.problems)) or "an acknowledgement is never acknowledged"
             status = "ERROR" if header is None else "FILTERED"
             message_id = tx.add_message(**self._row(work, status, (), reason))
-            return Receipt(message_id, status, (), error=reason)
+            return Receipt(message_id, status, (), error=reason, encoding=work.encoding)
         earlier = tx.messages_with_key(header.sending_application, header.sending_facility, header.control_id)
         resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
         if resent is not None:
             acks = tuple(resent.ack.split(ACK_SEPARATOR)) if resent.ack else ()
-            return Receipt(resent.id, resent.status, acks, duplicate=True)
-        original = next((m for m in earlier if m.status != "ERROR" and m.duplicate_of is None), None)
+            return Receipt(resent.id, resent.status, acks, duplicate=True, encoding=work.encoding)
+        original = next((m for m in earlier if m.status == "STORED" and m.duplicate_of is None), None)
         if original is not None:
             return self._conflict(tx, work, original.id)
         return self._accept(tx, work)
@@ -138,8 +188,8 @@ class Channel:
     def _accept(self, tx: StoreTransaction, work: _Work) -> Receipt:
         assert work.header is not None and work.message is not None
         outcome = Outcome.from_problems(work.problems)
-        acks = tuple(acknowledgements(work.header, work.message.delimiters, outcome, now=self.clock))
-        status = "STORED" if outcome.result == "accepted" else "ERROR"
+        acks = tuple(self._acks(work, outcome))
+        status = "FILTERED" if work.filtered else "STORED" if outcome.result == "accepted" else "ERROR"
         error = "; ".join(map(str, work.problems))
         message_id = tx.add_message(**self._row(work, status, acks, error))
         alerts = 0
@@ -147,29 +197,33 @@ class Channel:
             tx.add_readings(message_id, work.readings, utc_naive(self.clock()))
             alerts = tx.evaluate_alerts(message_id)
         return Receipt(message_id, status, acks, len(work.readings) if status == "STORED" else 0, alerts,
-                       error=error)
+                       error=error, encoding=work.encoding)
 
     def _conflict(self, tx: StoreTransaction, work: _Work, original_id: int) -> Receipt:
         """Same sender, facility and MSH-10 as an accepted message, other content: AE, kept for audit."""
         assert work.header is not None and work.message is not None
         problem = Problem(DUPLICATE_KEY, f"control id {work.header.control_id} was already used for another "
                           f"message (id {original_id}) with different content", Location("MSH", 1, 10))
-        acks = tuple(acknowledgements(work.header, work.message.delimiters, Outcome("error", (problem,)),
-                                      now=self.clock))
+        acks = tuple(self._acks(work, Outcome("error", (problem,))))
         row = self._row(work, "ERROR", acks, str(problem))
         message_id = tx.add_message(**row, duplicate_of=original_id)
         log.warning("duplicate control id with different content", extra={"message_id": message_id,
                                                                             "original_id": original_id})
-        return Receipt(message_id, "ERROR", acks, error=str(problem))
+        return Receipt(message_id, "ERROR", acks, error=str(problem), encoding=work.encoding)
 
-    def _unavailable(self, work: _Work) -> Receipt:
+    def _unavailable(self, work: _Work, error: str) -> Receipt:
         """The store failed: AR with ERR 207, nothing kept (the sender may resend)."""
+        log.error("store failed, answering AR 207", extra={"route": work.route.name, "error": error})
         problem = Problem(APPLICATION_INTERNAL_ERROR, "the message could not be stored; send it again later")
         if work.header is None or work.message is None or work.header.is_ack:
-            return Receipt(None, "ERROR", (), error=str(problem))
-        acks = tuple(acknowledgements(work.header, work.message.delimiters, Outcome("rejected", (problem,)),
-                                      now=self.clock))
-        return Receipt(None, "ERROR", acks, error=str(problem))
+            return Receipt(None, "ERROR", (), error=str(problem), encoding=work.encoding)
+        acks = tuple(self._acks(work, Outcome("rejected", (problem,))))
+        return Receipt(None, "ERROR", acks, error=str(problem), encoding=work.encoding)
+
+    def _acks(self, work: _Work, outcome: Outcome) -> tuple[str, ...]:
+        assert work.header is not None and work.message is not None
+        return tuple(acknowledgements(work.header, work.message.delimiters, outcome, now=self.clock,
+                                      original_mode=work.route.original_mode))
 
     def _row(self, work: _Work, status: str, acks: tuple[str, ...], error: str) -> dict[str, object]:
         header = work.header

@@ -11,6 +11,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///var/vitalsstream.db"
+    http_host: str = "127.0.0.1"
     http_port: int = 8000
     mllp_port: int = 2575
     routes_dir: Path = PROJECT_ROOT / "routes"
@@ -21,6 +22,7 @@ class Settings:
         defaults = cls()
         return cls(
             db_url=env.get("VITALS_DB_URL") or defaults.db_url,
+            http_host=env.get("VITALS_HTTP_HOST") or defaults.http_host,
             http_port=_port(env, "VITALS_HTTP_PORT", defaults.http_port),
             mllp_port=_port(env, "VITALS_MLLP_PORT", defaults.mllp_port),
             routes_dir=Path(env.get("VITALS_ROUTES") or defaults.routes_dir),

@@ -3,10 +3,11 @@ import json
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
-from adapters.sql_store import SqlStore
+from adapters.sql_store import SqlStore, StoreTransaction
 from adapters.sql_tables import alerts, device_readings, messages
-from engine.channel import Channel, Route
+from engine.channel import Channel, Inbound, Route
 from tests.messages import FIXTURES, fixture, oru
 
 BAD = json.loads((FIXTURES / "bad" / "expected.json").read_text())
@@ -98,3 +99,60 @@ def test_database_unreachable_answers_ar_207() -> None:
     receipt = Channel(store).dispatch(fixture("loinc_vitals_v251.hl7"), Route())
     assert receipt.ack_codes == ["AR"] and "207" in receipt.acks[0]
     store.close()
+
+
+def test_a_sender_the_route_does_not_accept_is_filtered_with_ar(store: SqlStore) -> None:
+    route = Route(sending_applications=frozenset({"MONITOR"}))
+    receipt = Channel(store).dispatch(oru("F-1", "P1", "20240101100000", [("heart_rate", 150)]), route)
+    assert receipt.status == "FILTERED" and receipt.ack_codes == ["AR"]
+    assert "sending application TESTMON is not accepted" in receipt.acks[0]
+    assert (count(store, device_readings), count(store, alerts)) == (0, 0)
+    accepted = Channel(store).dispatch(oru("F-2", "P1", "20240101100000", [("heart_rate", 70)], sender="MONITOR"),
+                                       route)
+    assert accepted.ack_codes == ["AA"]
+
+
+def test_a_strict_route_validates_conformance_through_hl7apy(store: SqlStore) -> None:
+    strict = Route(strict=True)
+    missing_obr4 = Channel(store).dispatch(fixture("enhanced_al_al.hl7"), strict)
+    assert missing_obr4.ack_codes == ["CE"] and "|101^Required field missing^HL70357|" in missing_obr4.acks[0]
+    assert Channel(store).dispatch(fixture("loinc_vitals_v251.hl7"), strict).ack_codes == ["AA"]
+
+
+def test_an_ack_received_twice_is_kept_twice_and_never_answered(store: SqlStore) -> None:
+    channel = Channel(store)
+    first = channel.dispatch(fixture("bad/ack_message.hl7"), Route())
+    again = channel.dispatch(fixture("bad/ack_message.hl7"), Route())
+    assert (first.acks, again.acks) == ((), ())
+    assert first.status == again.status == "FILTERED"
+
+
+def test_a_batch_shares_one_transaction_and_answers_each_message(store: SqlStore) -> None:
+    first = oru("G-1", "P1", "20240101100000", [("heart_rate", 150)])
+    batch = [Inbound(first, Route()), Inbound(oru("G-1", "P1", "20240101100000", [("heart_rate", 90)]), Route()),
+             Inbound(first, Route()), Inbound(oru("G-2", "P2", "20240101100000", [("spo2", "x")]), Route()),
+             Inbound(oru("G-3", "P1", "20240101100100", [("heart_rate", 151)]), Route())]
+    receipts = Channel(store).dispatch_batch(batch)
+    assert [r.ack_codes for r in receipts] == [["AA"], ["AE"], ["AA"], ["AE"], ["AA"]]
+    assert receipts[2].duplicate and receipts[2].acks == receipts[0].acks
+    with store.engine.connect() as conn:
+        alert = conn.execute(select(alerts)).one()
+    assert (alert.occurrences, alert.last_value) == (2, 151.0)
+
+
+def test_when_the_shared_transaction_fails_each_message_is_stored_alone(
+        store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = StoreTransaction.evaluate_alerts
+
+    def flaky(self: StoreTransaction, message_id: int) -> int:
+        calls.append(message_id)
+        if len(calls) == 2:
+            raise OperationalError("SELECT evaluate_alerts", {}, Exception("deadlock detected"))
+        return real(self, message_id)
+
+    monkeypatch.setattr(StoreTransaction, "evaluate_alerts", flaky)
+    batch = [Inbound(oru(f"H-{n}", "P1", f"2024010110000{n}", [("heart_rate", 70)]), Route()) for n in range(3)]
+    receipts = Channel(store).dispatch_batch(batch)
+    assert [r.ack_codes for r in receipts] == [["AA"], ["AA"], ["AA"]]
+    assert count(store, messages) == 3 and len(calls) == 5

@@ -29,9 +29,9 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at          TIMESTAMP NOT NULL,
     processed_at         TIMESTAMP
 );
--- One accepted message per sender, facility and control id; rejected ones and audit copies may repeat it.
+-- One stored message per sender, facility and control id; rejected, filtered and audit copies may repeat it.
 CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_key ON messages (sending_application, sending_facility, control_id)
-    WHERE duplicate_of IS NULL AND status <> 'ERROR';
+    WHERE duplicate_of IS NULL AND status = 'STORED';
 CREATE INDEX IF NOT EXISTS ix_messages_lookup ON messages (sending_application, sending_facility, control_id);
 CREATE INDEX IF NOT EXISTS ix_messages_received ON messages (received_at);
 CREATE INDEX IF NOT EXISTS ix_messages_status ON messages (status, received_at);

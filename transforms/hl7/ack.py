@@ -46,10 +46,14 @@ def _wanted(condition: str, ok: bool) -> bool:
     return {"NE": False, "ER": not ok, "SU": ok}.get(condition, True)
 
 
-def acknowledgement_codes(header: Header, outcome: Outcome) -> list[str]:
-    """The MSA-1 codes of the ACKs this message gets, in the order they are sent."""
+def acknowledgement_codes(header: Header, outcome: Outcome, original_mode: bool = False) -> list[str]:
+    """The MSA-1 codes of the ACKs this message gets, in the order they are sent.
+
+    ``original_mode`` (a route setting for senders that fill MSH-15/16 but cannot take enhanced answers)
+    answers every message with one application ACK.
+    """
     ok = outcome.result == "accepted"
-    if not header.enhanced_mode:
+    if original_mode or not header.enhanced_mode:
         return [_APPLICATION_CODES[outcome.result]]
     codes = []
     if _wanted(header.accept_ack, ok):
@@ -66,10 +70,11 @@ def _new_control_id() -> str:
 
 def acknowledgements(header: Header, delimiters: Delimiters, outcome: Outcome, *,
                      now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                     new_control_id: Callable[[], str] = _new_control_id) -> list[str]:
+                     new_control_id: Callable[[], str] = _new_control_id,
+                     original_mode: bool = False) -> list[str]:
     """The ACK messages (ER7 text, segments ended by CR) this message gets, in order; maybe none."""
     return [build_ack(header, delimiters, code, outcome.problems, now(), new_control_id())
-            for code in acknowledgement_codes(header, outcome)]
+            for code in acknowledgement_codes(header, outcome, original_mode)]
 
 
 def build_ack(header: Header, d: Delimiters, code: str, problems: Sequence[Problem], moment: datetime,

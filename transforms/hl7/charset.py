@@ -47,12 +47,17 @@ def declared_charset(data: bytes) -> str:
 
 def decode(data: bytes) -> str:
     """Text of an HL7 message: declared character set first, then UTF-8, then Windows-1252/Latin-1."""
+    return decode_with_codec(data)[0]
+
+
+def decode_with_codec(data: bytes) -> tuple[str, str]:
+    """The text and the codec that decoded it (answers go back in the same encoding)."""
     codec = _CODECS.get(declared_charset(data))
     for candidate in (codec, "utf-8", "cp1252"):
         if candidate is None:
             continue
         try:
-            return data.decode(candidate)
+            return data.decode(candidate), candidate
         except UnicodeDecodeError:
             continue
-    return data.decode("latin-1")
+    return data.decode("latin-1"), "latin-1"

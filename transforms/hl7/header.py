@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transforms.errors import (
+    APPLICATION_INTERNAL_ERROR,
     REQUIRED_FIELD_MISSING,
     UNSUPPORTED_EVENT_CODE,
     UNSUPPORTED_MESSAGE_TYPE,
@@ -22,6 +23,7 @@ PROCESSING_IDS = frozenset({"P", "T", "D"})  # production, training, debugging
 @dataclass(frozen=True, slots=True)
 class Header:
     sender: str  # MSH-3.1, the sending application's namespace id
+    facility: str  # MSH-4.1, the sending facility's namespace id
     sending_application: str  # MSH-3, raw (components kept, for swapping into the ACK)
     sending_facility: str  # MSH-4, raw
     receiving_application: str  # MSH-5, raw
@@ -50,6 +52,7 @@ def read_header(message: Message) -> Header:
     msh = message.msh
     return Header(
         sender=msh.get(3).strip(),
+        facility=msh.get(4).strip(),
         sending_application=msh.field(3),
         sending_facility=msh.field(4),
         receiving_application=msh.field(5),
@@ -90,3 +93,14 @@ def unsupported(header: Header, message_types: frozenset[tuple[str, str]]) -> li
                                 f"version {header.version or '(empty)'} is not one of 2.3 to 2.8",
                                 Location("MSH", 1, 12)))
     return problems
+
+
+def not_from(header: Header, applications: frozenset[str], facilities: frozenset[str]) -> Problem | None:
+    """Why a route's sender filters turn this message away (MSH-3.1 / MSH-4.1; an empty filter takes any)."""
+    if applications and header.sender not in applications:
+        return Problem(APPLICATION_INTERNAL_ERROR, f"sending application {header.sender or '(empty)'} is not "
+                       "accepted on this route", Location("MSH", 1, 3, 1))
+    if facilities and header.facility not in facilities:
+        return Problem(APPLICATION_INTERNAL_ERROR, f"sending facility {header.facility or '(empty)'} is not "
+                       "accepted on this route", Location("MSH", 1, 4, 1))
+    return None
