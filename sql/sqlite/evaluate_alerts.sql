@@ -20,10 +20,10 @@ WITH candidates AS (
     WHERE c.band_rank = 1
 ), breaches AS (
     SELECT j.*,
-           CASE WHEN j.severity = 'critical' AND j.value > j.critical_high THEN 'above critical high ' || printf('%g', round(j.critical_high, 2))
-                WHEN j.severity = 'critical' THEN 'below critical low ' || printf('%g', round(j.critical_low, 2))
-                WHEN j.value > j.warning_high THEN 'above warning high ' || printf('%g', round(j.warning_high, 2))
-                ELSE 'below warning low ' || printf('%g', round(j.warning_low, 2)) END AS crossed,
+           CASE WHEN j.severity = 'critical' AND j.value > j.critical_high THEN 'above critical high ' || rtrim(rtrim(printf('%.2f', j.critical_high), '0'), '.')
+                WHEN j.severity = 'critical' THEN 'below critical low ' || rtrim(rtrim(printf('%.2f', j.critical_low), '0'), '.')
+                WHEN j.value > j.warning_high THEN 'above warning high ' || rtrim(rtrim(printf('%.2f', j.warning_high), '0'), '.')
+                ELSE 'below warning low ' || rtrim(rtrim(printf('%.2f', j.warning_low), '0'), '.') END AS crossed,
            COUNT(*) OVER (PARTITION BY j.patient_id, j.vital, j.severity) AS breach_count,
            ROW_NUMBER() OVER (PARTITION BY j.patient_id, j.vital ORDER BY
                CASE j.severity WHEN 'critical' THEN 0 ELSE 1 END, j.observed_at DESC, j.reading_id DESC) AS pick
@@ -33,7 +33,7 @@ WITH candidates AS (
 INSERT INTO alerts (reading_id, last_reading_id, patient_id, device_id, vital, severity, kind, state, message,
                     value, last_value, occurrences, first_seen_at, last_seen_at, created_at, updated_at)
 SELECT b.reading_id, b.reading_id, b.patient_id, b.device_id, b.vital, b.severity, 'threshold', 'open',
-       b.vital || ' ' || printf('%g', round(b.value, 2)) || ' ' || b.unit || ' ' || b.crossed,
+       b.vital || ' ' || rtrim(rtrim(printf('%.2f', b.value), '0'), '.') || ' ' || b.unit || ' ' || b.crossed,
        b.value, b.value, b.breach_count, b.observed_at, b.observed_at, strftime('%Y-%m-%d %H:%M:%f000', 'now'), strftime('%Y-%m-%d %H:%M:%f000', 'now')
 FROM breaches b
 WHERE b.pick = 1
@@ -76,8 +76,8 @@ WITH ends AS (
 INSERT INTO alerts (reading_id, last_reading_id, patient_id, device_id, vital, severity, kind, state, message,
                     value, last_value, occurrences, first_seen_at, last_seen_at, created_at, updated_at)
 SELECT nw.reading_id, nw.reading_id, nw.patient_id, nw.device_id, 'heart_rate,spo2', 'critical', 'trend', 'open',
-       'heart rate rose ' || printf('%g', round(t.hr_rise, 2)) || ' /min and spo2 fell '
-           || printf('%g', round(t.spo2_fall, 2)) || ' % within 10 minutes',
+       'heart rate rose ' || rtrim(rtrim(printf('%.2f', t.hr_rise), '0'), '.') || ' /min and spo2 fell '
+           || rtrim(rtrim(printf('%.2f', t.spo2_fall), '0'), '.') || ' % within 10 minutes',
        t.hr_rise, t.hr_rise, 1, nw.observed_at, nw.observed_at, strftime('%Y-%m-%d %H:%M:%f000', 'now'), strftime('%Y-%m-%d %H:%M:%f000', 'now')
 FROM trends t
 JOIN newest nw ON nw.patient_id = t.patient_id AND nw.pick = 1
