@@ -1,10 +1,13 @@
-# VitalsStream: `make install` prepares .venv and the embedded SQLite database; `make test` runs the suite.
+# VitalsStream: `make run` starts the engine (MLLP 2575, HTTP 8000, SQLite); `make test` runs the suite.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint bench system-packages clean
+.PHONY: run install test lint bench system-packages clean
+
+run: install
+	$(BIN)/vitalsstream run
 
 install: system-packages $(INSTALLED)
 	$(BIN)/vitalsstream db upgrade

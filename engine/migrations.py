@@ -70,6 +70,13 @@ def statements(script_text: str, dialect: str) -> list[str]:
     return found
 
 
+def pending(engine: Engine) -> list[Script]:
+    """Scripts not applied yet (an engine on a server database refuses to start while there are any)."""
+    with engine.connect() as conn:
+        applied = _applied(conn)
+    return [script for script in scripts(engine.dialect.name) if script.version not in applied]
+
+
 def upgrade(engine: Engine) -> list[int]:
     """Apply every script not yet applied; returns the versions applied now."""
     dialect = engine.dialect.name

@@ -1,0 +1,146 @@
+"""The running engine over real loopback sockets: routes, MLLP, group commit, HTTP, clean shutdown."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from adapters.mllp.client import MllpClient
+from adapters.sql_store import SqlStore
+from adapters.sql_tables import alerts, device_readings, messages
+from engine.channel import Channel
+from engine.migrations import MigrationError
+from engine.run import Engine, build, serve
+from engine.settings import Settings
+from tests.messages import FIXTURES, fixture, oru
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTE = """
+source:
+  kind: mllp
+  host: 127.0.0.1
+  port: 0
+"""
+
+
+@contextmanager
+def running(db_url: str, routes: Path) -> Iterator[Engine]:
+    """The engine in a background event loop; stopped (as by Ctrl-C) when the block ends."""
+    engine = build(Settings(db_url=db_url, http_port=free_port(), routes_dir=routes))
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(engine, stop),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not (engine.http and engine.http.started) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield engine
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
+@pytest.fixture
+def routes(tmp_path: Path) -> Path:
+    folder = tmp_path / "routes"
+    folder.mkdir()
+    (folder / "ward.yaml").write_text(ROUTE)
+    return folder
+
+
+def count(db_url: str, table) -> int:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        value = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+    engine.dispose()
+    return value
+
+
+def test_a_server_database_behind_its_scripts_stops_the_start(postgres_url: str, routes: Path) -> None:
+    with pytest.raises(MigrationError, match=r"001_schema\.sql, 002_default_thresholds\.sql, 003_evaluate_alerts"):
+        build(Settings(db_url=postgres_url, routes_dir=routes))
+
+
+def test_monitors_send_and_get_aa_after_the_readings_are_stored(store: SqlStore, store_url: str,
+                                                                routes: Path) -> None:
+    with running(store_url, routes) as engine, \
+            MllpClient("127.0.0.1", engine.listeners[0].port, timeout=30) as client:
+        for path in sorted(FIXTURES.glob("*.hl7")):
+            acks = client.exchange(path.read_bytes())
+            assert acks[-1].split(b"\r")[1][4:6] == b"AA", path.name
+        assert count(store_url, device_readings) == 27
+        assert count(store_url, alerts) == 6
+        response = httpx.get(f"http://127.0.0.1:{engine.settings.http_port}/healthz", timeout=10)
+    assert response.status_code == 200 and response.json()["channels"][0]["route"] == "ward"
+
+
+def test_many_connections_at_once_all_get_their_acks(sqlite_url: str, routes: Path) -> None:
+    with running(sqlite_url, routes) as engine:
+        port = engine.listeners[0].port
+
+        def monitor(number: int) -> list[bytes]:
+            with MllpClient("127.0.0.1", port, timeout=30) as client:
+                return [client.exchange(oru(f"M{number}-{n}", f"P{number}", f"202401011000{n:02d}",
+                                            [("heart_rate", 60 + n)]))[0] for n in range(25)]
+
+        results: list[list[bytes]] = []
+        threads = [threading.Thread(target=lambda n=n: results.append(monitor(n))) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert engine.committer.batches < engine.committer.messages  # group commit happened
+    assert sum(len(r) for r in results) == 400 and all(b"MSA|AA|" in ack for r in results for ack in r)
+    assert count(sqlite_url, messages) == 400
+
+
+def test_stop_lets_a_message_in_flight_finish_and_be_acknowledged(
+        sqlite_url: str, routes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = Channel.dispatch_batch
+
+    def dispatch_slowly(self: Channel, batch):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return slow(self, batch)
+
+    monkeypatch.setattr(Channel, "dispatch_batch", dispatch_slowly)
+    answers: list[list[bytes]] = []
+    with running(sqlite_url, routes) as engine:
+        client = MllpClient("127.0.0.1", engine.listeners[0].port, timeout=30)
+        client.connect()
+        sender = threading.Thread(target=lambda: answers.append(client.exchange(fixture("pcd01_nibp.hl7"))))
+        sender.start()
+        time.sleep(0.3)  # the message is being stored when the stop comes
+    sender.join(10)
+    client.close()
+    assert answers and b"MSA|AA|MSGID1234" in answers[0][0]
+    assert count(sqlite_url, messages) == 1
+
+
+@pytest.mark.timeout(90)
+def test_database_down_gets_ar_207_never_aa(routes: Path) -> None:
+    with running("postgresql+psycopg://vitals@127.0.0.1:9/none", routes) as engine, \
+            MllpClient("127.0.0.1", engine.listeners[0].port, timeout=60) as client:
+        [ack] = client.exchange(fixture("loinc_vitals_v251.hl7"))
+    assert b"MSA|AR|VC-0001" in ack and b"|207^Application internal error^HL70357|" in ack
+
+
+def test_the_engine_refuses_to_start_with_a_broken_route(tmp_path: Path) -> None:
+    (tmp_path / "icu.yaml").write_text("source:\n  kind: mllp\n  prot: 2576\n")
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "run"], capture_output=True, text=True,
+                            env={**os.environ, "VITALS_ROUTES": str(tmp_path),
+                                 "VITALS_DB_URL": f"sqlite:///{tmp_path / 'v.db'}"}, cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "icu.yaml:3:3: source.prot: unknown key 'prot' - did you mean 'port'?" in result.stderr
