@@ -7,7 +7,8 @@ from sql/sqlite/evaluate_alerts.sql.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Row, make_url
 from adapters.sql_tables import device_readings, messages
 from engine.migrations import SQL_DIR, statements
 from transforms.vitals import VitalsReading
+
+MessageKey = tuple[str, str, str]  # MSH-3, MSH-4, MSH-10 as stored: the duplicate key
 
 # The time one statement may wait for a lock or a connection before the message is answered AR 207.
 STATEMENT_TIMEOUT_SECONDS = 10
@@ -90,21 +93,32 @@ class StoreTransaction:
         self.conn = conn
         self._store = store
 
-    def messages_with_key(self, sending_application: str, sending_facility: str, control_id: str) -> list[Row]:
-        """Earlier messages with this duplicate key (sender, facility, MSH-10), oldest first."""
-        query = (select(messages.c.id, messages.c.content_hash, messages.c.status, messages.c.ack,
+    def messages_with_keys(self, keys: Iterable[MessageKey]) -> dict[MessageKey, list[Row]]:
+        """Earlier messages with these duplicate keys (sender, facility, MSH-10), oldest first, by key."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        query = (select(messages.c.id, messages.c.sending_application, messages.c.sending_facility,
+                        messages.c.control_id, messages.c.content_hash, messages.c.status, messages.c.ack,
                         messages.c.duplicate_of)
-                 .where(messages.c.sending_application == sending_application,
-                        messages.c.sending_facility == sending_facility,
-                        messages.c.control_id == control_id)
+                 .where(messages.c.control_id.in_(sorted({key[2] for key in wanted})))
                  .order_by(messages.c.id))
-        return list(self.conn.execute(query).all())
+        found: dict[MessageKey, list[Row]] = {}
+        for row in self.conn.execute(query):
+            key = (row.sending_application, row.sending_facility, row.control_id)
+            if key in wanted:
+                found.setdefault(key, []).append(row)
+        return found
 
-    def add_message(self, **columns: Any) -> int:
-        result = self.conn.execute(insert(messages).values(**columns).returning(messages.c.id))
-        return int(result.scalar_one())
+    def add_messages(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert message rows in one statement; their new ids, in the order of ``rows``."""
+        if not rows:
+            return []
+        statement = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        return [int(row.id) for row in self.conn.execute(statement, list(rows))]
 
-    def add_readings(self, message_id: int, readings: Sequence[VitalsReading], created_at: datetime) -> None:
+    def add_readings(self, readings: Sequence[tuple[int, VitalsReading]], created_at: datetime) -> None:
+        """Insert (message id, reading) pairs in one statement."""
         if not readings:
             return
         self.conn.execute(insert(device_readings), [
@@ -112,20 +126,26 @@ class StoreTransaction:
              "value": r.value, "unit": r.unit, "observed_at": utc_naive(r.observed_at), "status": r.status,
              "source_system": r.source_system, "source_code": r.source_code, "source_value": r.source_value,
              "source_unit": r.source_unit, "created_at": created_at}
-            for r in readings
+            for message_id, r in readings
         ])
 
-    def evaluate_alerts(self, message_id: int) -> int:
-        """Raise or update alerts for this message's readings, in the database; returns alerts touched."""
+    def evaluate_alerts(self, message_ids: Sequence[int]) -> int:
+        """Raise or update alerts for these messages' readings, in the database; returns alerts touched.
+
+        The same result as evaluating each message alone, in id order (see sql/postgresql/003_*.sql).
+        """
+        if not message_ids:
+            return 0
         dialect = self._store.dialect
+        ids = [int(i) for i in message_ids]
         if dialect == "postgresql":
-            return int(self.conn.execute(text("SELECT evaluate_alerts(:message_id)"),
-                                         {"message_id": message_id}).scalar_one())
+            return int(self.conn.execute(text("SELECT evaluate_alerts(CAST(:ids AS BIGINT[]))"),
+                                         {"ids": ids}).scalar_one())
         if dialect == "mssql":
-            return int(self.conn.execute(text("EXEC dbo.usp_evaluate_alerts @message_id = :message_id"),
-                                         {"message_id": message_id}).scalar_one())
+            return int(self.conn.execute(text("EXEC dbo.usp_evaluate_alerts @message_ids = :ids"),
+                                         {"ids": ",".join(map(str, ids))}).scalar_one())
         touched = 0
         for statement in self._store._sqlite_evaluation:
-            self.conn.execute(statement, {"message_id": message_id})
+            self.conn.execute(statement, {"message_ids": json.dumps(ids)})
             touched += int(self.conn.exec_driver_sql("SELECT changes()").scalar_one())
         return touched

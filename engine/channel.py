@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from adapters.sql_store import SqlStore, StoreTransaction, utc_naive
+from adapters.sql_store import MessageKey, SqlStore, StoreTransaction, utc_naive
 from transforms.errors import APPLICATION_INTERNAL_ERROR, DUPLICATE_KEY, Location, MessageProblems, Problem
 from transforms.hl7.ack import Outcome, acknowledgements
 from transforms.hl7.charset import decode_with_codec
@@ -96,6 +97,33 @@ class _Work:
     problems: list[Problem] = field(default_factory=list)
     filtered: bool = False  # turned away by the route's sender filters
 
+    @property
+    def key(self) -> MessageKey | None:
+        """The duplicate key as stored (MSH-3, MSH-4, MSH-10); None for what is never deduplicated."""
+        if self.header is None or self.header.is_ack:
+            return None
+        h = self.header
+        return _clip(h.sending_application, 227), _clip(h.sending_facility, 227), _clip(h.control_id, 200)
+
+
+@dataclass
+class _Plan:
+    """What the transaction does with one message, and what its sender is told."""
+
+    work: _Work
+    status: str
+    acks: tuple[str, ...] = ()
+    error: str = ""
+    duplicate_of: int | None = None
+    message_id: int | None = None
+    resent: bool = False  # an exact resend: nothing is written
+
+    def receipt(self, alerts: int) -> Receipt:
+        stored = self.status == "STORED" and not self.resent
+        return Receipt(self.message_id, self.status, self.acks, len(self.work.readings) if stored else 0,
+                       alerts if stored else 0, duplicate=self.resent, error=self.error,
+                       encoding=self.work.encoding)
+
 
 class Channel:
     def __init__(self, store: SqlStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
@@ -116,7 +144,8 @@ class Channel:
         if len(works) > 1:
             try:
                 with self.store.transaction() as tx:
-                    return [self._record(tx, work) for work in works]
+                    return [receipt for chunk in _chunks_with_unique_keys(works)
+                            for receipt in self._record(tx, chunk)]
             except (SQLAlchemyError, OSError) as error:
                 log.warning("shared transaction failed, storing one by one",
                             extra={"messages": len(works), "error": type(error).__name__})
@@ -132,7 +161,7 @@ class Channel:
         for attempt in range(2):
             try:
                 with self.store.transaction() as tx:
-                    return self._record(tx, work)
+                    return self._record(tx, [work])[0]
             except IntegrityError:
                 if attempt == 0:
                     continue  # a concurrent copy committed first: look again, it is a duplicate now
@@ -168,48 +197,42 @@ class Channel:
         except MessageProblems as problems:
             work.problems = list(problems.problems)
 
-    def _record(self, tx: StoreTransaction, work: _Work) -> Receipt:
+    def _record(self, tx: StoreTransaction, works: list[_Work]) -> list[Receipt]:
+        """Store messages whose duplicate keys differ, with a few statements for all of them."""
+        earlier = tx.messages_with_keys(w.key for w in works if w.key)
+        plans = [self._plan(work, earlier.get(work.key, []) if work.key else []) for work in works]
+        new = [plan for plan in plans if not plan.resent]
+        for plan, message_id in zip(new, tx.add_messages([self._row(p) for p in new]), strict=True):
+            plan.message_id = message_id
+        stored = [plan for plan in new if plan.status == "STORED"]
+        tx.add_readings([(p.message_id, r) for p in stored for r in p.work.readings if p.message_id],
+                        utc_naive(self.clock()))
+        alerts = tx.evaluate_alerts([p.message_id for p in stored if p.message_id and p.work.readings])
+        for plan in new:
+            if plan.duplicate_of is not None:
+                log.warning("duplicate control id with different content",
+                            extra={"message_id": plan.message_id, "original_id": plan.duplicate_of})
+        return [plan.receipt(alerts) for plan in plans]
+
+    def _plan(self, work: _Work, earlier: list[Row]) -> _Plan:
+        """Decide what becomes of one message: its status, its ACKs, whether a row is written."""
         header = work.header
         if header is None or header.is_ack:
             reason = "; ".join(map(str, work.problems)) or "an acknowledgement is never acknowledged"
-            status = "ERROR" if header is None else "FILTERED"
-            message_id = tx.add_message(**self._row(work, status, (), reason))
-            return Receipt(message_id, status, (), error=reason, encoding=work.encoding)
-        earlier = tx.messages_with_key(header.sending_application, header.sending_facility, header.control_id)
+            return _Plan(work, "ERROR" if header is None else "FILTERED", error=reason)
         resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
-        if resent is not None:
+        if resent is not None:  # an exact resend: the original answer, nothing stored
             acks = tuple(resent.ack.split(ACK_SEPARATOR)) if resent.ack else ()
-            return Receipt(resent.id, resent.status, acks, duplicate=True, encoding=work.encoding)
+            return _Plan(work, resent.status, acks, message_id=resent.id, resent=True)
         original = next((m for m in earlier if m.status == "STORED" and m.duplicate_of is None), None)
-        if original is not None:
-            return self._conflict(tx, work, original.id)
-        return self._accept(tx, work)
-
-    def _accept(self, tx: StoreTransaction, work: _Work) -> Receipt:
-        assert work.header is not None and work.message is not None
+        if original is not None:  # same key, other content: AE, kept for audit
+            problem = Problem(DUPLICATE_KEY, f"control id {header.control_id} was already used for another "
+                              f"message (id {original.id}) with different content", Location("MSH", 1, 10))
+            return _Plan(work, "ERROR", self._acks(work, Outcome("error", (problem,))), str(problem),
+                         duplicate_of=original.id)
         outcome = Outcome.from_problems(work.problems)
-        acks = tuple(self._acks(work, outcome))
         status = "FILTERED" if work.filtered else "STORED" if outcome.result == "accepted" else "ERROR"
-        error = "; ".join(map(str, work.problems))
-        message_id = tx.add_message(**self._row(work, status, acks, error))
-        alerts = 0
-        if status == "STORED":
-            tx.add_readings(message_id, work.readings, utc_naive(self.clock()))
-            alerts = tx.evaluate_alerts(message_id)
-        return Receipt(message_id, status, acks, len(work.readings) if status == "STORED" else 0, alerts,
-                       error=error, encoding=work.encoding)
-
-    def _conflict(self, tx: StoreTransaction, work: _Work, original_id: int) -> Receipt:
-        """Same sender, facility and MSH-10 as an accepted message, other content: AE, kept for audit."""
-        assert work.header is not None and work.message is not None
-        problem = Problem(DUPLICATE_KEY, f"control id {work.header.control_id} was already used for another "
-                          f"message (id {original_id}) with different content", Location("MSH", 1, 10))
-        acks = tuple(self._acks(work, Outcome("error", (problem,))))
-        row = self._row(work, "ERROR", acks, str(problem))
-        message_id = tx.add_message(**row, duplicate_of=original_id)
-        log.warning("duplicate control id with different content", extra={"message_id": message_id,
-                                                                            "original_id": original_id})
-        return Receipt(message_id, "ERROR", acks, error=str(problem), encoding=work.encoding)
+        return _Plan(work, status, self._acks(work, outcome), "; ".join(map(str, work.problems)))
 
     def _unavailable(self, work: _Work, error: str) -> Receipt:
         """The store failed: AR with ERR 207, nothing kept (the sender may resend)."""
@@ -225,9 +248,9 @@ class Channel:
         return tuple(acknowledgements(work.header, work.message.delimiters, outcome, now=self.clock,
                                       original_mode=work.route.original_mode))
 
-    def _row(self, work: _Work, status: str, acks: tuple[str, ...], error: str) -> dict[str, object]:
-        header = work.header
-        codes = Receipt(None, status, acks).ack_codes
+    def _row(self, plan: _Plan) -> dict[str, object]:
+        work, header = plan.work, plan.work.header
+        codes = Receipt(None, plan.status, plan.acks).ack_codes
         return {
             "route": work.route.name,
             "control_id": _clip(header.control_id if header else "", 200),
@@ -238,14 +261,30 @@ class Channel:
             "content_hash": work.content_hash,
             "raw": work.text,
             "peer": work.peer,
-            "status": status,
+            "status": plan.status,
             "ack_code": codes[-1] if codes else None,
-            "ack": ACK_SEPARATOR.join(acks) or None,
-            "error": error or None,
-            "reading_count": len(work.readings) if status == "STORED" else 0,
+            "ack": ACK_SEPARATOR.join(plan.acks) or None,
+            "error": plan.error or None,
+            "reading_count": len(work.readings) if plan.status == "STORED" else 0,
+            "duplicate_of": plan.duplicate_of,
             "received_at": utc_naive(work.received_at),
             "processed_at": utc_naive(self.clock()),
         }
+
+
+def _chunks_with_unique_keys(works: list[_Work]) -> Iterator[list[_Work]]:
+    """Split a batch where a duplicate key repeats, so a resend sees the message it repeats."""
+    chunk: list[_Work] = []
+    keys: set[MessageKey] = set()
+    for work in works:
+        if work.key is not None and work.key in keys:
+            yield chunk
+            chunk, keys = [], set()
+        chunk.append(work)
+        if work.key is not None:
+            keys.add(work.key)
+    if chunk:
+        yield chunk
 
 
 def _clip(value: str, length: int) -> str:

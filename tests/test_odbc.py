@@ -32,5 +32,5 @@ def test_pyodbc_reads_what_the_engine_stored(postgres_url: str) -> None:
                                   "W3-2").fetchall()
         assert [tuple(r) for r in rows] == [("heart_rate", "critical"), ("resp_rate", "critical")]
         # Evaluating the message again (never done by the engine) updates its three open alerts.
-        assert connection.execute("SELECT evaluate_alerts(?)", 1).fetchval() == 3
+        assert connection.execute("SELECT evaluate_alerts(CAST(? AS BIGINT[]))", "{1}").fetchval() == 3
         connection.rollback()

@@ -1,13 +1,14 @@
--- evaluate_alerts(message_id): raise or update alerts for the readings one message stored.
--- Called by the engine in the same transaction that stored the readings; returns the alerts touched.
+-- evaluate_alerts(message_ids): raise or update alerts for the readings a batch of messages stored.
+-- Called by the engine in the transaction that stored them (one call per group commit); returns the number
+-- of alerts inserted or updated. The result is the same as calling it once per message, in id order.
 --
 -- Threshold alerts: each reading is judged by the most specific band (device, then patient, then global).
--- One alert per patient and vital per message (its most severe, newest reading); while an alert of the same
+-- One alert per message, patient and vital (the most severe, newest reading); while an alert of the same
 -- patient, vital, severity and kind is open or acknowledged, a repeat breach updates it (occurrences, last
 -- value, last seen) instead of raising another.
--- Trend alert (critical): within the 10 minutes ending at the message's newest heart rate or SpO2 reading,
+-- Trend alert (critical): within the 10 minutes ending at a message's newest heart rate or SpO2 reading,
 -- heart rate rose by 20/min or more and SpO2 fell by 5 points or more.
-CREATE OR REPLACE FUNCTION evaluate_alerts(p_message_id BIGINT) RETURNS INTEGER
+CREATE OR REPLACE FUNCTION evaluate_alerts(p_message_ids BIGINT[]) RETURNS INTEGER
 LANGUAGE plpgsql AS $$
 DECLARE
     touched INTEGER := 0;
@@ -15,15 +16,15 @@ DECLARE
     now_utc TIMESTAMP := now() AT TIME ZONE 'UTC';
 BEGIN
     WITH candidates AS (
-        SELECT r.id AS reading_id, r.patient_id, r.device_id, r.vital, r.value, r.unit, r.observed_at,
-               t.critical_low, t.warning_low, t.warning_high, t.critical_high,
+        SELECT r.id AS reading_id, r.message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit,
+               r.observed_at, t.critical_low, t.warning_low, t.warning_high, t.critical_high,
                ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY
                    CASE WHEN t.device_id IS NOT NULL THEN 0 WHEN t.patient_id IS NOT NULL THEN 1 ELSE 2 END) AS band_rank
         FROM device_readings r
         JOIN alert_thresholds t ON t.vital = r.vital
          AND (t.device_id = r.device_id OR t.patient_id = r.patient_id
               OR (t.device_id IS NULL AND t.patient_id IS NULL))
-        WHERE r.message_id = p_message_id
+        WHERE r.message_id = ANY(p_message_ids)
     ), judged AS (
         SELECT c.*,
                CASE WHEN c.value < c.critical_low OR c.value > c.critical_high THEN 'critical'
@@ -36,19 +37,29 @@ BEGIN
                     WHEN j.severity = 'critical' THEN 'below critical low ' || trim_scale(round(j.critical_low::numeric, 2))::text
                     WHEN j.value > j.warning_high THEN 'above warning high ' || trim_scale(round(j.warning_high::numeric, 2))::text
                     ELSE 'below warning low ' || trim_scale(round(j.warning_low::numeric, 2))::text END AS crossed,
-               COUNT(*) OVER (PARTITION BY j.patient_id, j.vital, j.severity) AS breach_count,
-               ROW_NUMBER() OVER (PARTITION BY j.patient_id, j.vital ORDER BY
+               COUNT(*) OVER (PARTITION BY j.message_id, j.patient_id, j.vital, j.severity) AS breach_count,
+               ROW_NUMBER() OVER (PARTITION BY j.message_id, j.patient_id, j.vital ORDER BY
                    CASE j.severity WHEN 'critical' THEN 0 ELSE 1 END, j.observed_at DESC, j.reading_id DESC) AS pick
         FROM judged j
         WHERE j.severity IS NOT NULL
+    ), raised AS (
+        SELECT b.*,
+               SUM(b.breach_count) OVER (PARTITION BY b.patient_id, b.vital, b.severity) AS occurrences,
+               MIN(b.observed_at) OVER (PARTITION BY b.patient_id, b.vital, b.severity) AS first_seen_at,
+               ROW_NUMBER() OVER (PARTITION BY b.patient_id, b.vital, b.severity ORDER BY b.message_id) AS first_pick,
+               ROW_NUMBER() OVER (PARTITION BY b.patient_id, b.vital, b.severity
+                                  ORDER BY b.observed_at DESC, b.message_id DESC) AS last_pick
+        FROM breaches b
+        WHERE b.pick = 1
     )
     INSERT INTO alerts (reading_id, last_reading_id, patient_id, device_id, vital, severity, kind, state, message,
                         value, last_value, occurrences, first_seen_at, last_seen_at, created_at, updated_at)
-    SELECT b.reading_id, b.reading_id, b.patient_id, b.device_id, b.vital, b.severity, 'threshold', 'open',
-           b.vital || ' ' || trim_scale(round(b.value::numeric, 2))::text || ' ' || b.unit || ' ' || b.crossed,
-           b.value, b.value, b.breach_count, b.observed_at, b.observed_at, now_utc, now_utc
-    FROM breaches b
-    WHERE b.pick = 1
+    SELECT f.reading_id, l.reading_id, f.patient_id, l.device_id, f.vital, f.severity, 'threshold', 'open',
+           l.vital || ' ' || trim_scale(round(l.value::numeric, 2))::text || ' ' || l.unit || ' ' || l.crossed,
+           f.value, l.value, f.occurrences, f.first_seen_at, l.observed_at, now_utc, now_utc
+    FROM raised f
+    JOIN raised l ON l.patient_id = f.patient_id AND l.vital = f.vital AND l.severity = f.severity AND l.last_pick = 1
+    WHERE f.first_pick = 1
     ON CONFLICT (patient_id, vital, severity, kind) WHERE state <> 'resolved' DO UPDATE SET
         occurrences = alerts.occurrences + EXCLUDED.occurrences,
         last_reading_id = CASE WHEN EXCLUDED.last_seen_at >= alerts.last_seen_at THEN EXCLUDED.last_reading_id ELSE alerts.last_reading_id END,
@@ -61,43 +72,56 @@ BEGIN
     GET DIAGNOSTICS affected = ROW_COUNT;
     touched := touched + affected;
 
-    WITH ends AS (
-        SELECT r.patient_id, MAX(r.observed_at) AS end_at
+    WITH batch AS (
+        SELECT DISTINCT id FROM unnest(p_message_ids) AS ids (id)
+    ), ends AS (
+        SELECT r.message_id, r.patient_id, MAX(r.observed_at) AS end_at
         FROM device_readings r
-        WHERE r.message_id = p_message_id AND r.vital IN ('heart_rate', 'spo2')
-        GROUP BY r.patient_id
+        WHERE r.message_id = ANY(p_message_ids) AND r.vital IN ('heart_rate', 'spo2')
+        GROUP BY r.message_id, r.patient_id
     ), windowed AS (
-        SELECT e.patient_id, r.vital,
-               r.value - MIN(r.value) OVER (PARTITION BY e.patient_id, r.vital ORDER BY r.observed_at, r.id
+        -- A later message of the same batch is not yet there for an earlier one's window.
+        SELECT e.message_id, e.patient_id, r.vital,
+               r.value - MIN(r.value) OVER (PARTITION BY e.message_id, e.patient_id, r.vital ORDER BY r.observed_at, r.id
                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS rise,
-               MAX(r.value) OVER (PARTITION BY e.patient_id, r.vital ORDER BY r.observed_at, r.id
+               MAX(r.value) OVER (PARTITION BY e.message_id, e.patient_id, r.vital ORDER BY r.observed_at, r.id
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) - r.value AS fall
         FROM ends e
         JOIN device_readings r ON r.patient_id = e.patient_id AND r.vital IN ('heart_rate', 'spo2')
          AND r.observed_at >= e.end_at - INTERVAL '10 minutes' AND r.observed_at <= e.end_at
+         AND (r.message_id <= e.message_id OR r.message_id NOT IN (SELECT id FROM batch))
     ), trends AS (
-        SELECT w.patient_id,
+        SELECT w.message_id, w.patient_id,
                MAX(CASE WHEN w.vital = 'heart_rate' THEN w.rise END) AS hr_rise,
                MAX(CASE WHEN w.vital = 'spo2' THEN w.fall END) AS spo2_fall
         FROM windowed w
-        GROUP BY w.patient_id
+        GROUP BY w.message_id, w.patient_id
     ), newest AS (
-        SELECT r.id AS reading_id, r.patient_id, r.device_id, r.observed_at,
-               ROW_NUMBER() OVER (PARTITION BY r.patient_id ORDER BY r.observed_at DESC, r.id DESC) AS pick
+        SELECT r.id AS reading_id, r.message_id, r.patient_id, r.device_id, r.observed_at,
+               ROW_NUMBER() OVER (PARTITION BY r.message_id, r.patient_id ORDER BY r.observed_at DESC, r.id DESC) AS pick
         FROM device_readings r
-        WHERE r.message_id = p_message_id AND r.vital IN ('heart_rate', 'spo2')
+        WHERE r.message_id = ANY(p_message_ids) AND r.vital IN ('heart_rate', 'spo2')
+    ), raised AS (
+        SELECT nw.reading_id, nw.message_id, nw.patient_id, nw.device_id, nw.observed_at, t.hr_rise, t.spo2_fall,
+               COUNT(*) OVER (PARTITION BY nw.patient_id) AS occurrences,
+               MIN(nw.observed_at) OVER (PARTITION BY nw.patient_id) AS first_seen_at,
+               ROW_NUMBER() OVER (PARTITION BY nw.patient_id ORDER BY nw.message_id) AS first_pick,
+               ROW_NUMBER() OVER (PARTITION BY nw.patient_id ORDER BY nw.observed_at DESC, nw.message_id DESC) AS last_pick
+        FROM trends t
+        JOIN newest nw ON nw.message_id = t.message_id AND nw.patient_id = t.patient_id AND nw.pick = 1
+        WHERE t.hr_rise >= 20 AND t.spo2_fall >= 5
     )
     INSERT INTO alerts (reading_id, last_reading_id, patient_id, device_id, vital, severity, kind, state, message,
                         value, last_value, occurrences, first_seen_at, last_seen_at, created_at, updated_at)
-    SELECT nw.reading_id, nw.reading_id, nw.patient_id, nw.device_id, 'heart_rate,spo2', 'critical', 'trend', 'open',
-           'heart rate rose ' || trim_scale(round(t.hr_rise::numeric, 2))::text || ' /min and spo2 fell '
-               || trim_scale(round(t.spo2_fall::numeric, 2))::text || ' % within 10 minutes',
-           t.hr_rise, t.hr_rise, 1, nw.observed_at, nw.observed_at, now_utc, now_utc
-    FROM trends t
-    JOIN newest nw ON nw.patient_id = t.patient_id AND nw.pick = 1
-    WHERE t.hr_rise >= 20 AND t.spo2_fall >= 5
+    SELECT f.reading_id, l.reading_id, f.patient_id, l.device_id, 'heart_rate,spo2', 'critical', 'trend', 'open',
+           'heart rate rose ' || trim_scale(round(l.hr_rise::numeric, 2))::text || ' /min and spo2 fell '
+               || trim_scale(round(l.spo2_fall::numeric, 2))::text || ' % within 10 minutes',
+           f.hr_rise, l.hr_rise, f.occurrences, f.first_seen_at, l.observed_at, now_utc, now_utc
+    FROM raised f
+    JOIN raised l ON l.patient_id = f.patient_id AND l.last_pick = 1
+    WHERE f.first_pick = 1
     ON CONFLICT (patient_id, vital, severity, kind) WHERE state <> 'resolved' DO UPDATE SET
-        occurrences = alerts.occurrences + 1,
+        occurrences = alerts.occurrences + EXCLUDED.occurrences,
         last_reading_id = CASE WHEN EXCLUDED.last_seen_at >= alerts.last_seen_at THEN EXCLUDED.last_reading_id ELSE alerts.last_reading_id END,
         last_value = CASE WHEN EXCLUDED.last_seen_at >= alerts.last_seen_at THEN EXCLUDED.last_value ELSE alerts.last_value END,
         device_id = CASE WHEN EXCLUDED.last_seen_at >= alerts.last_seen_at THEN EXCLUDED.device_id ELSE alerts.device_id END,
