@@ -8,13 +8,13 @@ from sql/sqlite/evaluate_alerts.sql.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, select, text
 from sqlalchemy.engine import Row, make_url
 
 from adapters.sql_tables import device_readings, messages
@@ -27,9 +27,13 @@ MessageKey = tuple[str, str, str]  # MSH-3, MSH-4, MSH-10 as stored: the duplica
 STATEMENT_TIMEOUT_SECONDS = 10
 
 
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
 def utc_naive(moment: datetime) -> datetime:
-    """Stored form of a time: UTC without zone (every dialect the same)."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    """Stored form of a time: UTC without zone (every dialect the same); a naive time is taken as UTC."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def create_store_engine(url: str) -> Engine:
@@ -63,10 +67,58 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
 
+class CoreInsert:
+    """Rows (tuples in ``columns`` order) inserted through SQLAlchemy Core: one multi-row statement."""
+
+    def __init__(self, table: Table, columns: Sequence[str]):
+        self.statement = insert(table)
+        self.columns = tuple(columns)
+
+    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        conn.execute(self.statement, [dict(zip(self.columns, row, strict=True)) for row in rows])
+
+
+class DriverInsert:
+    """An INSERT compiled once for the engine's dialect and run with the driver's executemany.
+
+    On SQLite, SQLAlchemy's per-row parameter processing costs more than the insert itself (measured: 9.5
+    against 5 us a reading row); on PostgreSQL its multi-row VALUES beats psycopg's executemany, so
+    CoreInsert stays there. Rows are tuples in ``columns`` order with values the driver takes as they are.
+    """
+
+    def __init__(self, engine: Engine, table: Table, columns: Sequence[str]):
+        compiled = insert(table).compile(dialect=engine.dialect, column_keys=list(columns))
+        self.sql = str(compiled)
+        self.columns = tuple(columns)
+        self.positions = [self.columns.index(name) for name in compiled.positiontup or ()]
+        self.in_order = self.positions == list(range(len(self.columns)))
+
+    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if self.in_order:
+            conn.exec_driver_sql(self.sql, list(rows))
+        elif self.positions:
+            conn.exec_driver_sql(self.sql, [tuple(row[i] for i in self.positions) for row in rows])
+        else:
+            conn.exec_driver_sql(self.sql, [dict(zip(self.columns, row, strict=True)) for row in rows])
+
+
+READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "unit", "observed_at", "status",
+                   "source_system", "source_code", "source_value", "source_unit", "created_at")
+
+
+def _sqlite_timestamp(moment: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text, so stored times compare and sort as text in SQL."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 class SqlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.readings_insert: CoreInsert | DriverInsert = (
+            DriverInsert(engine, device_readings, READING_COLUMNS) if self.dialect == "sqlite"
+            else CoreInsert(device_readings, READING_COLUMNS))
+        self.timestamp: Callable[[datetime], Any] = _sqlite_timestamp if self.dialect == "sqlite" else _same
         self._sqlite_evaluation = (
             [text(s) for s in statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")]
             if self.dialect == "sqlite" else []
@@ -118,14 +170,20 @@ class StoreTransaction:
         return [int(row.id) for row in self.conn.execute(statement, list(rows))]
 
     def add_readings(self, readings: Sequence[tuple[int, VitalsReading]], created_at: datetime) -> None:
-        """Insert (message id, reading) pairs in one statement."""
+        """Insert (message id, reading) pairs in one driver-level executemany (the hot path's biggest insert)."""
         if not readings:
             return
-        self.conn.execute(insert(device_readings), [
-            {"message_id": message_id, "patient_id": r.patient_id, "device_id": r.device_id, "vital": r.vital,
-             "value": r.value, "unit": r.unit, "observed_at": utc_naive(r.observed_at), "status": r.status,
-             "source_system": r.source_system, "source_code": r.source_code, "source_value": r.source_value,
-             "source_unit": r.source_unit, "created_at": created_at}
+        stamps: dict[datetime, Any] = {}  # the readings of a message mostly share one time
+
+        def stamp(moment: datetime) -> Any:
+            if moment not in stamps:
+                stamps[moment] = self._store.timestamp(utc_naive(moment))
+            return stamps[moment]
+
+        created = stamp(created_at)
+        self._store.readings_insert.execute(self.conn, [
+            (message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit, stamp(r.observed_at), r.status,
+             r.source_system, r.source_code, r.source_value, r.source_unit, created)
             for message_id, r in readings
         ])
 

@@ -79,14 +79,25 @@ BEGIN
         FROM device_readings r
         WHERE r.message_id = ANY(p_message_ids) AND r.vital IN ('heart_rate', 'spo2')
         GROUP BY r.message_id, r.patient_id
-    ), windowed AS (
+    ), spans AS (
+        -- Only windows whose heart rate spread reaches 20 and SpO2 spread reaches 5 can hold a trend: a
+        -- cheap first pass, so stable patients never reach the window functions below.
         -- A later message of the same batch is not yet there for an earlier one's window.
+        SELECT e.message_id, e.patient_id, e.end_at
+        FROM ends e
+        JOIN device_readings r ON r.patient_id = e.patient_id AND r.vital IN ('heart_rate', 'spo2')
+         AND r.observed_at >= e.end_at - INTERVAL '10 minutes' AND r.observed_at <= e.end_at
+         AND (r.message_id <= e.message_id OR r.message_id NOT IN (SELECT id FROM batch))
+        GROUP BY e.message_id, e.patient_id, e.end_at
+        HAVING MAX(CASE WHEN r.vital = 'heart_rate' THEN r.value END) - MIN(CASE WHEN r.vital = 'heart_rate' THEN r.value END) >= 20
+           AND MAX(CASE WHEN r.vital = 'spo2' THEN r.value END) - MIN(CASE WHEN r.vital = 'spo2' THEN r.value END) >= 5
+    ), windowed AS (
         SELECT e.message_id, e.patient_id, r.vital,
                r.value - MIN(r.value) OVER (PARTITION BY e.message_id, e.patient_id, r.vital ORDER BY r.observed_at, r.id
                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS rise,
                MAX(r.value) OVER (PARTITION BY e.message_id, e.patient_id, r.vital ORDER BY r.observed_at, r.id
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) - r.value AS fall
-        FROM ends e
+        FROM spans e
         JOIN device_readings r ON r.patient_id = e.patient_id AND r.vital IN ('heart_rate', 'spo2')
          AND r.observed_at >= e.end_at - INTERVAL '10 minutes' AND r.observed_at <= e.end_at
          AND (r.message_id <= e.message_id OR r.message_id NOT IN (SELECT id FROM batch))
