@@ -209,9 +209,7 @@ class Channel:
                         utc_naive(self.clock()))
         alerts = tx.evaluate_alerts([p.message_id for p in stored if p.message_id and p.work.readings])
         for plan in new:
-            if plan.duplicate_of is not None:
-                log.warning("duplicate control id with different content",
-                            extra={"message_id": plan.message_id, "original_id": plan.duplicate_of})
+            _log_outcome(plan)
         return [plan.receipt(alerts) for plan in plans]
 
     def _plan(self, work: _Work, earlier: list[Row]) -> _Plan:
@@ -270,6 +268,20 @@ class Channel:
             "received_at": utc_naive(work.received_at),
             "processed_at": utc_naive(self.clock()),
         }
+
+
+def _log_outcome(plan: _Plan) -> None:
+    """Ids, codes and reasons only; the content (PHI) only where the route opts in with log_phi."""
+    fields: dict[str, object] = {"route": plan.work.route.name, "message_id": plan.message_id,
+                                 "status": plan.status, "ack": Receipt(None, plan.status, plan.acks).ack_codes}
+    if plan.duplicate_of is not None:
+        log.warning("duplicate control id with different content",
+                    extra={**fields, "original_id": plan.duplicate_of})
+    elif plan.status != "STORED":
+        # Problem texts name segments and fields, never patient data.
+        log.info("message not stored", extra={**fields, "reason": plan.error})
+    if plan.work.route.log_phi and plan.status != "STORED":
+        log.info("message content (route logs PHI)", extra={**fields, "content": plan.work.text})
 
 
 def _chunks_with_unique_keys(works: list[_Work]) -> Iterator[list[_Work]]:

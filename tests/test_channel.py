@@ -156,3 +156,14 @@ def test_when_the_shared_transaction_fails_each_message_is_stored_alone(
     receipts = Channel(store).dispatch_batch(batch)
     assert [r.ack_codes for r in receipts] == [["AA"], ["AA"], ["AA"]]
     assert count(store, messages) == 3 and [len(c) for c in calls] == [3, 1, 1, 1]
+
+
+def test_message_content_stays_out_of_logs_unless_the_route_opts_in(
+        store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    bad = fixture("bad/nonnumeric_value.hl7").replace(b"PID|||B-1", b"PID|||B-1||Secretname^Anna")
+    caplog.set_level("DEBUG")
+    Channel(store).dispatch(bad, Route())
+    logged = " ".join(str(vars(record)) for record in caplog.records)
+    assert "Secretname" not in logged and "message not stored" in logged
+    Channel(store).dispatch(bad.replace(b"BAD-1", b"BAD-1b"), Route(log_phi=True))
+    assert any("Secretname" in str(getattr(r, "content", "")) for r in caplog.records)
