@@ -3,8 +3,10 @@
 There is no SQL Server here, so most of this works on text: every GO batch is parsed with sqlglot's
 T-SQL dialect (nothing may degrade to an opaque Command), the schema is compared with
 adapters/sql_tables.py and with the PostgreSQL reference scripts, and every SQLAlchemy statement the
-store and the migrations issue is compiled for the mssql dialect. The test marked ``mssql`` runs the
-whole engine path against a real server when VITALS_TEST_MSSQL_URL is set (docs/sql-server.md).
+store and the migrations issue is compiled for the mssql dialect. The procedure evaluates a batch of
+messages (one group commit) as the PostgreSQL function does: its windows are compared with the function's.
+The tests marked ``mssql`` run the whole engine path, single messages and batches, against a real server
+when VITALS_TEST_MSSQL_URL is set (docs/sql-server.md).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import inspect
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.sql_store import SqlStore, StoreTransaction
 from adapters.sql_tables import alerts, device_readings, metadata, schema_version
-from engine.channel import Channel, Route
+from engine.channel import Channel, Inbound, Receipt, Route
 from engine.migrations import SQL_DIR, scripts, statements, upgrade
 from tests.messages import fixture, oru
 from transforms.vitals import VitalsReading
@@ -61,6 +63,26 @@ def procedure() -> exp.Create:
     return found[0]
 
 
+def procedure_body() -> list[sqlglot.Expression]:
+    return [s for s in procedure().expression.expressions if not isinstance(s, exp.EndStatement)]
+
+
+def _plain_sql(sql: str) -> str:
+    """SQL without comments, with one space for any run of white space."""
+    return " ".join(re.sub(r"--[^\n]*", "", sql).split())
+
+
+def postgresql_function_body() -> str:
+    function = (SQL_DIR / "postgresql" / "003_evaluate_alerts.sql").read_text(encoding="utf-8")
+    return _plain_sql(function[function.index("$$"):])
+
+
+def procedure_text() -> str:
+    """The procedure as written, without comments; N'x' read as 'x' and dbo.t as t, like PostgreSQL's."""
+    [batch] = [b for b in statements(MSSQL_SCRIPTS[2].text, "mssql") if "CREATE OR ALTER PROCEDURE" in b]
+    return _plain_sql(batch).replace("N'", "'").replace("dbo.", "")
+
+
 # --- (a) every batch parses as T-SQL, down to the statements inside the procedure ---------------------
 
 def test_scripts_are_numbered_like_the_postgresql_ones() -> None:
@@ -84,15 +106,55 @@ def test_procedure_body_is_parsed_statement_by_statement() -> None:
     assert create.args.get("replace"), "CREATE OR ALTER, so that a re-run updates the procedure"
     assert create.this.this.sql("tsql") == PROCEDURE
     assert [(p.this.sql("tsql"), p.args["kind"].sql("tsql")) for p in create.this.expressions] == \
-        [("@message_id", "BIGINT")]
-    body = [s for s in create.expression.expressions if not isinstance(s, exp.EndStatement)]
+        [("@message_ids", "NVARCHAR(MAX)")]
+    body = procedure_body()
     assert body[0].sql("tsql") == "SET NOCOUNT ON"
     # ONE result set: the last statement is the only SELECT that returns rows to the client.
     assert body[-1].sql("tsql") == "SELECT @touched AS touched"
     assert [s for s in body if isinstance(s, exp.Select)] == [body[-1]]
     assert not any(isinstance(s, exp.Command) for s in body)
     kinds = [type(s).__name__ for s in body]
-    assert kinds.count("Insert") == 4 and kinds.count("Update") == 2
+    # @batch, @threshold, dbo.alerts (threshold), @trend, dbo.alerts (trend); dbo.alerts twice.
+    assert kinds.count("Insert") == 5 and kinds.count("Update") == 2
+
+
+def test_the_id_list_is_split_once_into_a_table_of_bigint_ids() -> None:
+    """'12,13,15' (the store's string) becomes @batch first; every later statement reads @batch, never the text."""
+    body = procedure_body()
+    split = next(s for s in body if isinstance(s, exp.Insert))
+    assert split.this.this.sql("tsql") == "@batch", "the first INSERT must fill @batch"
+    sql = split.sql("tsql")
+    assert "FROM STRING_SPLIT(@message_ids, N',') AS s" in sql
+    assert "CAST(s.value AS BIGINT)" in sql and "SELECT DISTINCT" in sql  # '12,12' is one message
+    assert "LTRIM(RTRIM(s.value)) <> N''" in sql  # CAST(N'' AS BIGINT) would be message 0
+    assert [s for s in body if "@message_ids" in s.sql("tsql")] == [split]
+    declared = [s.sql("tsql") for s in body if isinstance(s, exp.Declare) and "@batch TABLE" in s.sql("tsql")]
+    assert len(declared) == 1 and "id BIGINT NOT NULL PRIMARY KEY" in declared[0]
+    for statement in body[body.index(split) + 1:]:
+        if statement.find(exp.Table) and "device_readings" in statement.sql("tsql"):
+            assert "SELECT b.id FROM @batch AS b" in statement.sql("tsql"), statement.sql("tsql")[:120]
+
+
+_WINDOW = re.compile(r"(\w+\([^()]*\)) OVER \(([^()]*)\)")
+
+
+def test_windows_are_the_postgresql_function_windows() -> None:
+    """Same aggregates over the same partitions and orders: per-message picks (message_id in the partition),
+    then one row per alert key across the batch (first by message id, last by observation, then message id)."""
+    postgresql = sorted(_WINDOW.findall(postgresql_function_body()))
+    tsql = sorted(_WINDOW.findall(procedure_text()))
+    assert len(postgresql) == 14
+    assert tsql == postgresql
+
+
+def test_a_later_message_of_the_batch_stays_out_of_an_earlier_window() -> None:
+    """Both passes over the trend window (spread, then rise and fall) hide later messages of the batch."""
+    visible = re.compile(r"r\.observed_at >= (.+?) AND r\.observed_at <= e\.end_at AND "
+                         r"\(r\.message_id <= e\.message_id OR r\.message_id NOT IN \(SELECT (b\.)?id FROM (@)?batch")
+    postgresql = [m.group(1) for m in visible.finditer(postgresql_function_body())]
+    tsql = [m.group(1) for m in visible.finditer(procedure_text())]
+    assert postgresql == ["e.end_at - INTERVAL '10 minutes'"] * 2
+    assert tsql == ["DATEADD(MINUTE, -10, e.end_at)"] * 2
 
 
 def _target(statement: exp.Insert | exp.Update) -> str:
@@ -132,12 +194,12 @@ def test_window_functions_use_inline_over_clauses() -> None:
 
 def test_message_texts_use_the_same_literals_as_postgresql() -> None:
     """Same words, states, kinds and separators; only the number formatting differs in how it is said."""
-    pg_function = (SQL_DIR / "postgresql" / "003_evaluate_alerts.sql").read_text(encoding="utf-8")
-    pg_body = pg_function[pg_function.index("$$"):]
-    postgresql = set(re.findall(r"'([^']*)'", pg_body)) - {"UTC", "10 minutes"}  # now() AT TIME ZONE, INTERVAL
+    postgresql = set(re.findall(r"'([^']*)'", postgresql_function_body()))
+    postgresql -= {"UTC", "10 minutes"}  # now() AT TIME ZONE 'UTC', INTERVAL '10 minutes'
     strings = [node for node in procedure().find_all(exp.National, exp.Literal)
                if isinstance(node, exp.National) or node.is_string]
-    tsql = {node.this for node in strings} - {"0.##", "en-US"}  # FORMAT's pattern and culture
+    # FORMAT's pattern and culture; STRING_SPLIT's separator and the empty item it may give
+    tsql = {node.this for node in strings} - {"0.##", "en-US", ",", ""}
     assert tsql == postgresql
     for call in procedure().find_all(exp.NumberToStr):  # FORMAT(x, N'0.##', N'en-US')
         culture = call.args.get("culture")
@@ -145,14 +207,27 @@ def test_message_texts_use_the_same_literals_as_postgresql() -> None:
         assert culture is not None and culture.this == "en-US", f"{call.sql('tsql')}: the session language decides"
 
 
+def _not_null_reading_column(aggregate: exp.Expression) -> bool:
+    """MAX(r.value) where r is dbo.device_readings and value is one of its NOT NULL columns."""
+    column = aggregate.this
+    if not isinstance(column, exp.Column) or column.name not in device_readings.c:
+        return False
+    tables = aggregate.find_ancestor(exp.Select).find_all(exp.Table)
+    bound = [t for t in tables if t.alias_or_name == column.table]
+    return bool(bound) and bound[0].sql("tsql").startswith("dbo.device_readings") \
+        and not device_readings.c[column.name].nullable
+
+
 def test_no_aggregate_drops_a_null() -> None:
     """ "Null value is eliminated by an aggregate" would reach pyodbc ahead of the result set and hide it."""
-    for aggregate in procedure().find_all(exp.Max, exp.Min):
+    aggregates = list(procedure().find_all(exp.Max, exp.Min, exp.Sum))
+    assert len(aggregates) >= 10
+    for aggregate in aggregates:
         if isinstance(aggregate.parent, exp.Window):
             continue  # over NOT NULL readings; an empty frame gives NULL without a warning
         assert not aggregate.find(exp.Case), f"aggregate over a CASE (NULL when unmatched): {aggregate.sql('tsql')}"
-        if aggregate.this.name == "observed_at":
-            continue  # MAX(r.observed_at): a NOT NULL column
+        if _not_null_reading_column(aggregate):
+            continue  # MAX(r.observed_at), MAX(r.value) - MIN(r.value): NOT NULL columns
         where = aggregate.find_ancestor(exp.Select).args.get("where")
         assert where is not None and f"NOT {aggregate.this.sql('tsql')} IS NULL" in where.sql("tsql"), \
             f"{aggregate.sql('tsql')} may meet a NULL: filter NULLs out first"
@@ -160,11 +235,13 @@ def test_no_aggregate_drops_a_null() -> None:
 
 def test_store_calls_the_procedure_it_declares() -> None:
     source = inspect.getsource(StoreTransaction.evaluate_alerts)
-    call = re.search(r'"(EXEC dbo\.usp_evaluate_alerts @message_id = :message_id)"', source)
-    assert call, "the store no longer calls EXEC dbo.usp_evaluate_alerts @message_id = :message_id"
+    call = re.search(r'"(EXEC dbo\.usp_evaluate_alerts (@\w+) = :(\w+))"', source)
+    assert call, "the store no longer calls EXEC dbo.usp_evaluate_alerts @... = :..."
+    [parameter] = procedure().this.expressions
+    assert call.group(2) == parameter.this.sql("tsql") == "@message_ids"
     compiled = text(call.group(1)).compile(dialect=mssql.dialect())
-    assert str(compiled) == "EXEC dbo.usp_evaluate_alerts @message_id = :message_id"
-    assert list(compiled.params) == ["message_id"]
+    assert str(compiled) == "EXEC dbo.usp_evaluate_alerts @message_ids = :ids"
+    assert list(compiled.params) == [call.group(3)]
 
 
 # --- (b) the schema: every table and column of adapters/sql_tables.py, the same as PostgreSQL's -------
@@ -321,30 +398,55 @@ def test_default_thresholds_are_the_postgresql_rows() -> None:
 
 # --- (c) every statement the store and the migrations issue compiles for SQL Server ----------------------
 
+class _Result:
+    def __init__(self, rows: list[SimpleNamespace]):
+        self.rows = rows
+
+    def __iter__(self) -> Iterator[SimpleNamespace]:
+        return iter(self.rows)
+
+    def all(self) -> list[SimpleNamespace]:
+        return self.rows
+
+    def scalar_one(self) -> int:
+        return 1
+
+
 class _RecordingConnection:
-    """Stands in for a Connection: keeps what the store executes, answers like an empty database."""
+    """Stands in for a Connection: keeps what the store executes, answers like an empty database (an
+    INSERT of n rows with RETURNING gives ids 1 to n)."""
 
     def __init__(self) -> None:
         self.executed: list[tuple[object, object]] = []
 
-    def execute(self, statement: object, parameters: object = None) -> SimpleNamespace:
+    def execute(self, statement: object, parameters: object = None) -> _Result:
         self.executed.append((statement, parameters))
-        return SimpleNamespace(all=lambda: [], scalar_one=lambda: 1)
+        rows = len(parameters) if isinstance(parameters, list) else 0
+        return _Result([SimpleNamespace(id=n) for n in range(1, rows + 1)])
+
+    def exec_driver_sql(self, statement: str, parameters: object = None) -> _Result:
+        return self.execute(statement, parameters)
 
 
 def _store_statements() -> list[tuple[object, object]]:
     conn = _RecordingConnection()
-    tx = StoreTransaction(conn, SimpleNamespace(dialect="mssql"))  # type: ignore[arg-type]
-    tx.messages_with_key("VITALSCART", "WARD7", "VC-0001")
-    tx.add_message(route="default", control_id="VC-0001", sending_application="VITALSCART",
+    store = SqlStore.from_url("mssql+pyodbc://u:p@host:1433/vitals?driver=ODBC+Driver+18+for+SQL+Server")
+    try:
+        tx = StoreTransaction(conn, store)  # type: ignore[arg-type]
+        assert tx.messages_with_keys([("VITALSCART", "WARD7", "VC-0001"), ("VITALSCART", "WARD7", "VC-0002")]) == {}
+        row = dict(route="default", control_id="VC-0001", sending_application="VITALSCART",
                    sending_facility="WARD7", message_type="ORU^R01", version="2.5.1", content_hash="0" * 64,
                    raw="MSH|...", peer="", status="STORED", ack_code="AA", ack="MSH|...", error=None,
-                   reading_count=1, received_at=datetime(2024, 3, 5, 10, 15), processed_at=datetime(2024, 3, 5, 10, 15))
-    reading = VitalsReading("MRN1001", "VITALSCART", "heart_rate", 72.0, "/min",
-                            datetime(2024, 3, 5, 10, 10, tzinfo=UTC), "F", "LN", "8867-4", "72", "/min",
-                            "VC-0001")
-    tx.add_readings(1, [reading, reading], datetime(2024, 3, 5, 10, 15))
-    tx.evaluate_alerts(1)
+                   reading_count=1, duplicate_of=None, received_at=datetime(2024, 3, 5, 10, 15),
+                   processed_at=datetime(2024, 3, 5, 10, 15))
+        assert tx.add_messages([row, {**row, "control_id": "VC-0002"}]) == [1, 2]
+        reading = VitalsReading("MRN1001", "VITALSCART", "heart_rate", 72.0, "/min",
+                                datetime(2024, 3, 5, 10, 10, tzinfo=UTC), "F", "LN", "8867-4", "72", "/min",
+                                "VC-0001")
+        tx.add_readings([(1, reading), (2, reading)], datetime(2024, 3, 5, 10, 15))
+        assert tx.evaluate_alerts([12, 13, 15]) == 1
+    finally:
+        store.close()
     return conn.executed
 
 
@@ -354,22 +456,25 @@ def test_store_statements_compile_for_mssql() -> None:
     for statement, parameters in executed:
         many = isinstance(parameters, list)
         keys = list(parameters[0]) if many else None
-        compiled.append(" ".join(str(statement.compile(dialect=mssql.dialect(), column_keys=keys,
-                                                       for_executemany=many)).split()))
-    messages_with_key, add_message, add_readings, evaluate = compiled
-    assert messages_with_key == (
-        "SELECT messages.id, messages.content_hash, messages.status, messages.ack, messages.duplicate_of "
-        "FROM messages WHERE messages.sending_application = :sending_application_1 "
-        "AND messages.sending_facility = :sending_facility_1 AND messages.control_id = :control_id_1 "
-        "ORDER BY messages.id")
-    assert add_message.startswith("INSERT INTO messages (route, control_id,")
-    assert "OUTPUT inserted.id VALUES" in add_message  # RETURNING becomes OUTPUT on SQL Server
+        compiled.append(" ".join(str(statement.compile(dialect=mssql.dialect(), column_keys=keys, for_executemany=many,
+                                                       compile_kwargs={"render_postcompile": True})).split()))
+    messages_with_keys, add_messages, add_readings, evaluate = compiled
+    assert messages_with_keys == (
+        "SELECT messages.id, messages.sending_application, messages.sending_facility, messages.control_id, "
+        "messages.content_hash, messages.status, messages.ack, messages.duplicate_of "
+        "FROM messages WHERE messages.control_id IN (:control_id_1_1, :control_id_1_2) ORDER BY messages.id")
+    assert add_messages.startswith("INSERT INTO messages (route, control_id,")
+    # RETURNING becomes OUTPUT; many rows go as one INSERT ... SELECT whose IDENTITY values follow the
+    # rows' order, so that the ids come back in the order of the rows (sort_by_parameter_order).
+    assert "OUTPUT inserted.id, inserted.id AS id__1 SELECT p0, p1," in add_messages
+    assert add_messages.endswith("sen_counter) ORDER BY sen_counter")
     assert add_readings == (
         "INSERT INTO device_readings (message_id, patient_id, device_id, vital, value, unit, observed_at, status, "
         "source_system, source_code, source_value, source_unit, created_at) VALUES (:message_id, :patient_id, "
         ":device_id, :vital, :value, :unit, :observed_at, :status, :source_system, :source_code, :source_value, "
         ":source_unit, :created_at)")
-    assert evaluate == "EXEC dbo.usp_evaluate_alerts @message_id = :message_id"
+    assert evaluate == "EXEC dbo.usp_evaluate_alerts @message_ids = :ids"
+    assert executed[-1][1] == {"ids": "12,13,15"}  # the list the procedure splits
 
 
 def test_migration_statements_compile_for_mssql() -> None:
@@ -412,11 +517,48 @@ def _with_control_id_suffix(raw: bytes, suffix: str) -> bytes:
     return b"|".join(fields) + separator + rest
 
 
-def _check_engine_path(url: str, dialect: str) -> None:
-    """Upgrade, then ingest fixtures and a trend scenario through the channel; check readings and alerts.
+def _record_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The message ids of every alert evaluation of one message or more that returned, in call order.
 
-    Leaves what it stored, and takes what earlier runs left: control ids and one patient are new each run.
+    Channel.dispatch_batch stores one by one when its shared transaction fails, so a procedure that fails on
+    a batch would go unseen in the stored rows: tests check that each batch was evaluated in ONE call.
     """
+    calls: list[list[int]] = []
+    evaluate = StoreTransaction.evaluate_alerts
+
+    def recording(self: StoreTransaction, message_ids: Sequence[int]) -> int:
+        touched = evaluate(self, message_ids)
+        if message_ids:
+            calls.append(list(message_ids))
+        return touched
+
+    monkeypatch.setattr(StoreTransaction, "evaluate_alerts", recording)
+    return calls
+
+
+def _batch_scenario(patient: str, prefix: str) -> list[bytes]:
+    """Five messages of one patient, 2024-09-11 08:00 to 08:07, that a group commit may store together.
+
+    Two critical heart rates in one message (one pick, two occurrences); a message observed before the
+    ones stored ahead of it (08:03: it adds occurrences and moves first_seen_at, but leaves the last value);
+    two messages observed at the same moment (08:07: the later message gives the last value); a trend in
+    the third message whose window must not see the fourth and fifth (else its rise would be 75, not 70).
+    """
+    return [
+        oru(f"{prefix}-1", patient, "20240911080000", [("heart_rate", 80), ("spo2", 98)]),
+        oru(f"{prefix}-2", patient, "20240911080400", [("heart_rate", 145), ("heart_rate", 150), ("spo2", 96)]),
+        oru(f"{prefix}-3", patient, "20240911080700", [("heart_rate", 125), ("spo2", 92)]),
+        oru(f"{prefix}-4", patient, "20240911080300", [("heart_rate", 155), ("spo2", 93.25)], device="MON-2"),
+        oru(f"{prefix}-5", patient, "20240911080700", [("heart_rate", 99), ("spo2", 91.5)], device="MON-3"),
+    ]
+
+
+def _check_engine_path(url: str, dialect: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade, then ingest fixtures, a trend scenario and a batch through the channel; check readings and alerts.
+
+    Leaves what it stored, and takes what earlier runs left: control ids and patients are new each run.
+    """
+    evaluations = _record_evaluations(monkeypatch)
     store = SqlStore.from_url(url)
     try:
         assert store.dialect == dialect
@@ -476,18 +618,56 @@ def _check_engine_path(url: str, dialect: str) -> None:
         assert (trend.value, trend.occurrences, trend.state) == (25.0, 2, "open")
         assert (trend.first_seen_at, trend.last_seen_at) == (datetime(2024, 9, 10, 22, 5), datetime(2024, 9, 10, 22, 7))
         assert trend.last_reading_id in reading_ids(receipts[-1].message_id)
+
+        # Group commit: the same five messages, one by one for one patient and as ONE batch (one transaction,
+        # one call of the procedure) for another; the batch must leave exactly what the single messages leave.
+        def alert_summary(patient_id: str) -> list[tuple]:
+            with store.engine.connect() as conn:
+                order = {rid: n for n, rid in enumerate(conn.execute(
+                    select(device_readings.c.id).where(device_readings.c.patient_id == patient_id)
+                    .order_by(device_readings.c.id)).scalars())}
+                rows = conn.execute(select(alerts).where(alerts.c.patient_id == patient_id)).all()
+            return sorted((r.vital, r.severity, r.kind, r.state, r.occurrences, r.value, r.last_value, r.message,
+                           r.device_id, r.first_seen_at, r.last_seen_at, order[r.reading_id], order[r.last_reading_id])
+                          for r in rows)
+
+        alone, batched = f"MSSQL-{run}-A", f"MSSQL-{run}-B"
+        singles = [channel.dispatch(raw, route) for raw in _batch_scenario(alone, f"{run}-A")]
+        assert [(r.status, r.alerts) for r in singles] == [("STORED", 0), ("STORED", 1), ("STORED", 3),
+                                                           ("STORED", 2), ("STORED", 2)]
+        evaluations.clear()
+        receipts = channel.dispatch_batch([Inbound(raw, route) for raw in _batch_scenario(batched, f"{run}-B")])
+        assert [r.status for r in receipts] == ["STORED"] * 5, [r.error for r in receipts]
+        assert evaluations == [[r.message_id for r in receipts]], "the batch was not evaluated in one call"
+        summary = alert_summary(batched)
+        assert summary == alert_summary(alone)
+        eight = datetime(2024, 9, 11, 8, 0)
+        # (vital, severity, kind, occurrences, value, last_value, message, first seen, last seen, first and last
+        # reading as the patient's n-th reading)
+        assert [(row[:3] + row[4:8] + row[9:]) for row in summary] == [
+            ("heart_rate", "critical", "threshold", 3, 150.0, 150.0, "heart_rate 150 /min above critical high 140",
+             eight.replace(minute=3), eight.replace(minute=4), 3, 3),
+            ("heart_rate", "warning", "threshold", 1, 125.0, 125.0, "heart_rate 125 /min above warning high 120",
+             eight.replace(minute=7), eight.replace(minute=7), 5, 5),
+            ("heart_rate,spo2", "critical", "trend", 2, 70.0, 75.0,
+             "heart rate rose 75 /min and spo2 fell 6.5 % within 10 minutes",
+             eight.replace(minute=7), eight.replace(minute=7), 6, 10),
+            ("spo2", "warning", "threshold", 3, 92.0, 91.5, "spo2 91.5 % below warning low 94",
+             eight.replace(minute=3), eight.replace(minute=7), 6, 10),
+        ]
+        assert [row[8] for row in summary][2:] == ["MON-3", "MON-3"]  # the last message's device
     finally:
         store.close()
 
 
 @pytest.mark.mssql
-def test_engine_path_on_sql_server() -> None:
-    _check_engine_path(_mssql_url(), "mssql")
+def test_engine_path_on_sql_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    _check_engine_path(_mssql_url(), "mssql", monkeypatch)
 
 
-def test_engine_path_expectations_hold_on_sqlite(sqlite_url: str) -> None:
+def test_engine_path_expectations_hold_on_sqlite(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same run on the embedded SQLite twin, so the SQL Server test expects what the engine does."""
-    _check_engine_path(sqlite_url, "sqlite")
+    _check_engine_path(sqlite_url, "sqlite", monkeypatch)
 
 
 @contextmanager
@@ -530,3 +710,34 @@ def test_sql_server_leaves_the_same_readings_and_alerts_as_sqlite(sqlite_url: st
     assert snapshots[0]["readings"] == snapshots[1]["readings"]
     assert snapshots[0]["alerts"] == snapshots[1]["alerts"]
     assert len(snapshots[0]["alerts"]) > 10
+
+
+@pytest.mark.mssql
+def test_sql_server_evaluates_batches_as_sqlite_evaluates_single_messages(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit on SQL Server (7 messages a transaction, one procedure call each) leaves, row for row,
+    what SQLite leaves with one message a transaction."""
+    from tests.test_alert_evaluation import SCENARIOS, snapshot
+
+    url = _mssql_url()
+    raws = [raw for scenario in SCENARIOS.values() if not scenario[1] for raw in scenario[0]]
+    evaluations = _record_evaluations(monkeypatch)
+    snapshots = []
+    with _fresh_mssql_database(url) as fresh:
+        for each, size in ((sqlite_url, 1), (fresh, 7)):
+            store = SqlStore.from_url(each)
+            try:
+                upgrade(store.engine)
+                channel = Channel(store)
+                for start in range(0, len(raws), size):
+                    evaluations.clear()
+                    receipts: list[Receipt] = channel.dispatch_batch(
+                        [Inbound(raw, Route()) for raw in raws[start:start + size]])
+                    assert all(r.ack_codes[-1] == "AA" for r in receipts), [r.error for r in receipts]
+                    stored = [r.message_id for r in receipts if r.readings]
+                    assert evaluations == ([stored] if stored else []), "the batch was not evaluated in one call"
+                snapshots.append(snapshot(store))
+            finally:
+                store.close()
+    assert snapshots[0] == snapshots[1]
+    assert len(snapshots[0]["alerts"]) > 5
