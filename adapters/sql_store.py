@@ -47,10 +47,12 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_timeout=STATEMENT_TIMEOUT_SECONDS,
+        # No pool_pre_ping: it costs a round trip per transaction; a connection the server dropped fails
+        # its transaction (AR 207, the sender resends) and SQLAlchemy discards the whole stale pool.
+        return create_engine(url, pool_timeout=STATEMENT_TIMEOUT_SECONDS,
                              connect_args={"connect_timeout": 5,
                                            "options": f"-c lock_timeout={STATEMENT_TIMEOUT_SECONDS * 1000}"})
-    return create_engine(url, pool_pre_ping=True, pool_timeout=STATEMENT_TIMEOUT_SECONDS)
+    return create_engine(url, pool_timeout=STATEMENT_TIMEOUT_SECONDS)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -82,8 +84,7 @@ class DriverInsert:
     """An INSERT compiled once for the engine's dialect and run with the driver's executemany.
 
     On SQLite, SQLAlchemy's per-row parameter processing costs more than the insert itself (measured: 9.5
-    against 5 us a reading row); on PostgreSQL its multi-row VALUES beats psycopg's executemany, so
-    CoreInsert stays there. Rows are tuples in ``columns`` order with values the driver takes as they are.
+    against 5 us a reading row). Rows are tuples in ``columns`` order with values the driver takes as is.
     """
 
     def __init__(self, engine: Engine, table: Table, columns: Sequence[str]):
@@ -102,6 +103,19 @@ class DriverInsert:
             conn.exec_driver_sql(self.sql, [dict(zip(self.columns, row, strict=True)) for row in rows])
 
 
+class CopyInsert:
+    """Rows streamed with PostgreSQL's COPY: one round trip for a whole batch (psycopg sends per-row
+    statements for an executemany; measured: 64,216 INSERTs for 8,027 messages)."""
+
+    def __init__(self, table: Table, columns: Sequence[str]):
+        self.sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+
+    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+
+
 READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "unit", "observed_at", "status",
                    "source_system", "source_code", "source_value", "source_unit", "created_at")
 
@@ -111,13 +125,20 @@ def _sqlite_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _readings_insert(engine: Engine) -> CopyInsert | DriverInsert | CoreInsert:
+    """The fastest correct way to insert reading rows on this dialect (the hot path's biggest insert)."""
+    if engine.dialect.name == "postgresql":
+        return CopyInsert(device_readings, READING_COLUMNS)
+    if engine.dialect.name == "sqlite":
+        return DriverInsert(engine, device_readings, READING_COLUMNS)
+    return CoreInsert(device_readings, READING_COLUMNS)
+
+
 class SqlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.readings_insert: CoreInsert | DriverInsert = (
-            DriverInsert(engine, device_readings, READING_COLUMNS) if self.dialect == "sqlite"
-            else CoreInsert(device_readings, READING_COLUMNS))
+        self.readings_insert = _readings_insert(engine)
         self.timestamp: Callable[[datetime], Any] = _sqlite_timestamp if self.dialect == "sqlite" else _same
         self._sqlite_evaluation = (
             [text(s) for s in statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")]

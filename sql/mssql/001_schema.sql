@@ -52,8 +52,9 @@ IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.messa
 CREATE UNIQUE NONCLUSTERED INDEX ux_messages_key ON dbo.messages (sending_application, sending_facility, control_id)
     WHERE duplicate_of IS NULL AND status = N'STORED';
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.messages') AND name = N'ix_messages_lookup')
-CREATE NONCLUSTERED INDEX ix_messages_lookup ON dbo.messages (sending_application, sending_facility, control_id);
+-- The duplicate check looks a batch up by control id (the selective column) first.
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.messages') AND name = N'ix_messages_control_id')
+CREATE NONCLUSTERED INDEX ix_messages_control_id ON dbo.messages (control_id, sending_application, sending_facility);
 GO
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.messages') AND name = N'ix_messages_received')
 CREATE NONCLUSTERED INDEX ix_messages_received ON dbo.messages (received_at);

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS messages (
 -- One stored message per sender, facility and control id; rejected, filtered and audit copies may repeat it.
 CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_key ON messages (sending_application, sending_facility, control_id)
     WHERE duplicate_of IS NULL AND status = 'STORED';
-CREATE INDEX IF NOT EXISTS ix_messages_lookup ON messages (sending_application, sending_facility, control_id);
+-- The duplicate check looks a batch up by control id (the selective column) first.
+CREATE INDEX IF NOT EXISTS ix_messages_control_id ON messages (control_id, sending_application, sending_facility);
 CREATE INDEX IF NOT EXISTS ix_messages_received ON messages (received_at);
 CREATE INDEX IF NOT EXISTS ix_messages_status ON messages (status, received_at);
 
