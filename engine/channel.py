@@ -81,8 +81,8 @@ class Receipt:
 
 
 @dataclass
-class _Work:
-    """One message on its way through the channel."""
+class Prepared:
+    """One message received and transformed (pure work, no I/O), waiting to be stored."""
 
     raw: bytes
     route: Route
@@ -110,7 +110,7 @@ class _Work:
 class _Plan:
     """What the transaction does with one message, and what its sender is told."""
 
-    work: _Work
+    work: Prepared
     status: str
     acks: tuple[str, ...] = ()
     error: str = ""
@@ -140,24 +140,28 @@ class Channel:
         If the shared transaction fails, each message is tried again in a transaction of its own, so one
         bad message (or a race on its duplicate key) only costs its own answer.
         """
-        works = [self._prepare(item) for item in batch]
+        return self.store_batch([self.prepare(item) for item in batch])
+
+    def store_batch(self, works: Sequence[Prepared]) -> list[Receipt]:
+        """Store prepared messages in ONE transaction; see dispatch_batch."""
         if len(works) > 1:
             try:
                 with self.store.transaction() as tx:
-                    return [receipt for chunk in _chunks_with_unique_keys(works)
+                    return [receipt for chunk in _chunks_with_unique_keys(list(works))
                             for receipt in self._record(tx, chunk)]
             except (SQLAlchemyError, OSError) as error:
                 log.warning("shared transaction failed, storing one by one",
                             extra={"messages": len(works), "error": type(error).__name__})
         return [self._store_alone(work) for work in works]
 
-    def _prepare(self, item: Inbound) -> _Work:
+    def prepare(self, item: Inbound) -> Prepared:
+        """Decode, parse and transform: CPU work without I/O, done before the message queues for the store."""
         work = self._receive(item)
         if work.header is not None and not work.header.is_ack:
             self._transform(work)
         return work
 
-    def _store_alone(self, work: _Work) -> Receipt:
+    def _store_alone(self, work: Prepared) -> Receipt:
         for attempt in range(2):
             try:
                 with self.store.transaction() as tx:
@@ -170,9 +174,9 @@ class Channel:
                 return self._unavailable(work, type(error).__name__)
         raise AssertionError("unreachable")
 
-    def _receive(self, item: Inbound) -> _Work:
+    def _receive(self, item: Inbound) -> Prepared:
         text, encoding = decode_with_codec(item.raw)
-        work = _Work(item.raw, item.route, item.peer, item.received_at or self.clock(),
+        work = Prepared(item.raw, item.route, item.peer, item.received_at or self.clock(),
                      hashlib.sha256(item.raw).hexdigest(), text, encoding)
         try:
             work.message = parse(work.text)
@@ -181,7 +185,7 @@ class Channel:
             work.problems = list(problems.problems)
         return work
 
-    def _transform(self, work: _Work) -> None:
+    def _transform(self, work: Prepared) -> None:
         assert work.message is not None and work.header is not None
         route = work.route
         refused = not_from(work.header, route.sending_applications, route.sending_facilities)
@@ -197,7 +201,7 @@ class Channel:
         except MessageProblems as problems:
             work.problems = list(problems.problems)
 
-    def _record(self, tx: StoreTransaction, works: list[_Work]) -> list[Receipt]:
+    def _record(self, tx: StoreTransaction, works: list[Prepared]) -> list[Receipt]:
         """Store messages whose duplicate keys differ, with a few statements for all of them."""
         earlier = tx.messages_with_keys(w.key for w in works if w.key)
         plans = [self._plan(work, earlier.get(work.key, []) if work.key else []) for work in works]
@@ -212,7 +216,7 @@ class Channel:
             _log_outcome(plan)
         return [plan.receipt(alerts) for plan in plans]
 
-    def _plan(self, work: _Work, earlier: list[Row]) -> _Plan:
+    def _plan(self, work: Prepared, earlier: list[Row]) -> _Plan:
         """Decide what becomes of one message: its status, its ACKs, whether a row is written."""
         header = work.header
         if header is None or header.is_ack:
@@ -232,7 +236,7 @@ class Channel:
         status = "FILTERED" if work.filtered else "STORED" if outcome.result == "accepted" else "ERROR"
         return _Plan(work, status, self._acks(work, outcome), "; ".join(map(str, work.problems)))
 
-    def _unavailable(self, work: _Work, error: str) -> Receipt:
+    def _unavailable(self, work: Prepared, error: str) -> Receipt:
         """The store failed: AR with ERR 207, nothing kept (the sender may resend)."""
         log.error("store failed, answering AR 207", extra={"route": work.route.name, "error": error})
         problem = Problem(APPLICATION_INTERNAL_ERROR, "the message could not be stored; send it again later")
@@ -241,7 +245,7 @@ class Channel:
         acks = tuple(self._acks(work, Outcome("rejected", (problem,))))
         return Receipt(None, "ERROR", acks, error=str(problem), encoding=work.encoding)
 
-    def _acks(self, work: _Work, outcome: Outcome) -> tuple[str, ...]:
+    def _acks(self, work: Prepared, outcome: Outcome) -> tuple[str, ...]:
         assert work.header is not None and work.message is not None
         return tuple(acknowledgements(work.header, work.message.delimiters, outcome, now=self.clock,
                                       original_mode=work.route.original_mode))
@@ -284,9 +288,9 @@ def _log_outcome(plan: _Plan) -> None:
         log.info("message content (route logs PHI)", extra={**fields, "content": plan.work.text})
 
 
-def _chunks_with_unique_keys(works: list[_Work]) -> Iterator[list[_Work]]:
+def _chunks_with_unique_keys(works: list[Prepared]) -> Iterator[list[Prepared]]:
     """Split a batch where a duplicate key repeats, so a resend sees the message it repeats."""
-    chunk: list[_Work] = []
+    chunk: list[Prepared] = []
     keys: set[MessageKey] = set()
     for work in works:
         if work.key is not None and work.key in keys:

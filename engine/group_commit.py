@@ -14,14 +14,14 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from engine.channel import Channel, Inbound, Receipt
+from engine.channel import Channel, Inbound, Prepared, Receipt
 
 log = logging.getLogger("vitalsstream.group_commit")
 
 
 @dataclass
 class _Pending:
-    inbound: Inbound
+    prepared: Prepared
     future: asyncio.Future[Receipt]
     loop: asyncio.AbstractEventLoop
 
@@ -44,10 +44,14 @@ class GroupCommitter:
             thread.start()
 
     async def submit(self, inbound: Inbound) -> Receipt:
-        """Store one message; returns once the transaction holding it has committed (or failed)."""
+        """Store one message; returns once the transaction holding it has committed (or failed).
+
+        The message is parsed and transformed here, in the caller's thread, so that work overlaps with the
+        writers' commits (which wait on the disk with the GIL released).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
-        self._queue.put(_Pending(inbound, future, loop))
+        self._queue.put(_Pending(self.channel.prepare(inbound), future, loop))
         return await future
 
     def stop(self) -> None:
@@ -82,7 +86,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            receipts = self.channel.dispatch_batch([p.inbound for p in batch])
+            receipts = self.channel.store_batch([p.prepared for p in batch])
         except Exception as error:  # never leave a sender waiting: fail its future instead
             log.exception("batch failed", extra={"messages": len(batch), "error": type(error).__name__})
             for pending in batch:

@@ -109,13 +109,13 @@ def test_many_connections_at_once_all_get_their_acks(sqlite_url: str, routes: Pa
 
 def test_stop_lets_a_message_in_flight_finish_and_be_acknowledged(
         sqlite_url: str, routes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    slow = Channel.dispatch_batch
+    slow = Channel.store_batch
 
-    def dispatch_slowly(self: Channel, batch):  # type: ignore[no-untyped-def]
+    def store_slowly(self: Channel, batch):  # type: ignore[no-untyped-def]
         time.sleep(1.0)
         return slow(self, batch)
 
-    monkeypatch.setattr(Channel, "dispatch_batch", dispatch_slowly)
+    monkeypatch.setattr(Channel, "store_batch", store_slowly)
     answers: list[list[bytes]] = []
     with running(sqlite_url, routes) as engine:
         client = MllpClient("127.0.0.1", engine.listeners[0].port, timeout=30)
