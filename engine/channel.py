@@ -7,7 +7,8 @@
 4. answer: the ACKs are handed back only after that transaction committed. If the store fails, the
    sender gets AR with ERR 207 and nothing is kept: it may resend.
 
-Every adapter (file ingest, MLLP, SOAP PCD-01) calls ``Channel.dispatch``; none of them commits.
+Adapters hand messages to ``Channel.dispatch`` (file ingest) or, through engine.group_commit, to
+``prepare`` and ``store_batch`` (MLLP); none of them commits.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Receipt:
     status: str
     acks: tuple[str, ...]
     readings: int = 0
-    alerts: int = 0
+    alerts: int = 0  # alerts raised or updated by the transaction that stored it (a group commit's, all told)
     duplicate: bool = False
     error: str = ""
     encoding: str = "ascii"  # the message's codec: encode the ACKs with it
@@ -77,7 +78,12 @@ class Receipt:
 
     @property
     def ack_codes(self) -> list[str]:
-        return [ack.split("\rMSA", 1)[1][1:3] for ack in self.acks if "\rMSA" in ack]
+        return ack_codes(self.acks)
+
+
+def ack_codes(acks: Sequence[str]) -> list[str]:
+    """MSA-1 of each ACK we built (our ACKs put MSA right after MSH)."""
+    return [ack.split("\rMSA", 1)[1][1:3] for ack in acks if "\rMSA" in ack]
 
 
 @dataclass
@@ -252,7 +258,7 @@ class Channel:
 
     def _row(self, plan: _Plan) -> dict[str, object]:
         work, header = plan.work, plan.work.header
-        codes = Receipt(None, plan.status, plan.acks).ack_codes
+        codes = ack_codes(plan.acks)
         return {
             "route": work.route.name,
             "control_id": _clip(header.control_id if header else "", 200),
@@ -277,7 +283,7 @@ class Channel:
 def _log_outcome(plan: _Plan) -> None:
     """Ids, codes and reasons only; the content (PHI) only where the route opts in with log_phi."""
     fields: dict[str, object] = {"route": plan.work.route.name, "message_id": plan.message_id,
-                                 "status": plan.status, "ack": Receipt(None, plan.status, plan.acks).ack_codes}
+                                 "status": plan.status, "ack": ack_codes(plan.acks)}
     if plan.duplicate_of is not None:
         log.warning("duplicate control id with different content",
                     extra={**fields, "original_id": plan.duplicate_of})

@@ -48,3 +48,10 @@ def test_sqlite_statements_are_split_at_complete_statements() -> None:
 
 def test_mssql_batches_split_on_go_lines() -> None:
     assert statements("CREATE TABLE a (x INT)\nGO\nSELECT 1\ngo\n", "mssql") == ["CREATE TABLE a (x INT)", "SELECT 1"]
+
+
+def test_sqlite_evaluation_is_generated_from_the_postgresql_function() -> None:
+    from scripts.sqlite_evaluation import POSTGRESQL, SQLITE, sqlite_text
+
+    assert SQLITE.read_text() == sqlite_text(POSTGRESQL.read_text()), \
+        "run .venv/bin/python scripts/sqlite_evaluation.py after editing the PostgreSQL function"
