@@ -144,3 +144,28 @@ def test_the_engine_refuses_to_start_with_a_broken_route(tmp_path: Path) -> None
                                  "VITALS_DB_URL": f"sqlite:///{tmp_path / 'v.db'}"}, cwd=ROOT, timeout=60)
     assert result.returncode == 1
     assert "icu.yaml:3:3: source.prot: unknown key 'prot' - did you mean 'port'?" in result.stderr
+
+
+def send(port: int, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "send", "--port", str(port), "--timeout", "20",
+                           *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120)
+
+
+def test_send_prints_a_line_per_message_and_fails_on_anything_but_aa(sqlite_url: str, routes: Path) -> None:
+    with running(sqlite_url, routes) as engine:
+        port = engine.listeners[0].port
+        good = send(port, str(FIXTURES / "pcd01_nibp.hl7"), str(FIXTURES / "enhanced_al_al.hl7"))
+        bad = send(port, str(FIXTURES / "bad" / "nonnumeric_value.hl7"), str(FIXTURES / "bad" / "ack_message.hl7"))
+        piped = send(port, "-", stdin=fixture("mdc_monitor_lf.hl7"))
+    assert good.returncode == 0, good.stderr
+    lines = good.stdout.decode().splitlines()
+    assert lines[0].startswith(f"{FIXTURES / 'pcd01_nibp.hl7'}: MSGID1234 AA ") and lines[0].endswith(" ms")
+    assert " ENH-1 CA/AA " in lines[1]
+    assert bad.returncode == 1 and " BAD-1 AE " in bad.stdout.decode() and " A-1 no ACK " in bad.stdout.decode()
+    assert piped.returncode == 0 and piped.stdout.decode().startswith("-: MON-77 AA ")
+    assert count(sqlite_url, messages) == 5
+
+
+def test_send_reports_a_listener_that_is_not_there() -> None:
+    result = send(free_port(), str(FIXTURES / "pcd01_nibp.hl7"))
+    assert result.returncode == 2 and b"send failed" in result.stderr
