@@ -33,6 +33,7 @@ SCENARIOS: dict[str, tuple[list[bytes], list[dict], list[tuple]]] = {
         [("BABY*01", "heart_rate", "warning", "threshold", 1, 140.0, "open"),
          ("FR-77", "temperature", "warning", "threshold", 1, 38.4, "open"),
          ("G-555", "glucose", "critical", "threshold", 1, 33.3, "open"),
+         ("PACU-3301", "temperature", "warning", "threshold", 1, 35.0, "open"),
          ("W3-1", "spo2", "warning", "threshold", 1, 93.0, "open"),
          ("W3-2", "heart_rate", "critical", "threshold", 1, 145.0, "open"),
          ("W3-2", "resp_rate", "critical", "threshold", 1, 31.0, "open")]),

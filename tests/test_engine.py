@@ -81,8 +81,8 @@ def test_monitors_send_and_get_aa_after_the_readings_are_stored(store: SqlStore,
         for path in sorted(FIXTURES.glob("*.hl7")):
             acks = client.exchange(path.read_bytes())
             assert acks[-1].split(b"\r")[1][4:6] == b"AA", path.name
-        assert count(store_url, device_readings) == 27
-        assert count(store_url, alerts) == 6
+        assert count(store_url, device_readings) == 30
+        assert count(store_url, alerts) == 7
         response = httpx.get(f"http://127.0.0.1:{engine.settings.http_port}/healthz", timeout=10)
     assert response.status_code == 200 and response.json()["channels"][0]["route"] == "ward"
 
