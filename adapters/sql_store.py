@@ -117,7 +117,7 @@ class CopyInsert:
 
 
 READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "unit", "observed_at", "status",
-                   "source_system", "source_code", "source_value", "source_unit", "created_at")
+                   "source_system", "source_code", "source_value", "source_unit", "comparator", "created_at")
 
 
 def _sqlite_timestamp(moment: datetime) -> str:
@@ -204,7 +204,7 @@ class StoreTransaction:
         created = stamp(created_at)
         self._store.readings_insert.execute(self.conn, [
             (message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit, stamp(r.observed_at), r.status,
-             r.source_system, r.source_code, r.source_value, r.source_unit, created)
+             r.source_system, r.source_code, r.source_value, r.source_unit, r.comparator, created)
             for message_id, r in readings
         ])
 

@@ -46,6 +46,7 @@ device_readings = Table(
     Column("source_code", String(100), nullable=False),
     Column("source_value", String(100), nullable=False),
     Column("source_unit", String(100), nullable=False),
+    Column("comparator", String(2), nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
 

@@ -33,7 +33,7 @@ SCENARIOS: dict[str, tuple[list[bytes], list[dict], list[tuple]]] = {
         [("BABY*01", "heart_rate", "warning", "threshold", 1, 140.0, "open"),
          ("FR-77", "temperature", "warning", "threshold", 1, 38.4, "open"),
          ("G-555", "glucose", "critical", "threshold", 1, 33.3, "open"),
-         ("PACU-3301", "temperature", "warning", "threshold", 1, 35.0, "open"),
+         ("PACU-3301", "temperature", "critical", "threshold", 1, 35.0, "open"),  # SN <35.0: beyond the bound
          ("W3-1", "spo2", "warning", "threshold", 1, 93.0, "open"),
          ("W3-2", "heart_rate", "critical", "threshold", 1, 145.0, "open"),
          ("W3-2", "resp_rate", "critical", "threshold", 1, 31.0, "open")]),
@@ -170,3 +170,12 @@ def test_a_batch_is_evaluated_as_its_messages_one_by_one(sqlite_url: str, tmp_pa
         snapshots.append(snapshot(store))
         store.close()
     assert snapshots[0] == snapshots[1]
+
+
+def test_a_bound_on_the_band_counts_as_beyond_it(store: SqlStore) -> None:
+    """SN '<^35.0' means below 35: on the critical low bound of 35 it is critical, not just a warning."""
+    Channel(store).dispatch((FIXTURES / "v27_truncation_char.hl7").read_bytes(), Route())
+    with store.engine.connect() as conn:
+        alert = conn.execute(select(alerts)).one()
+    assert (alert.vital, alert.severity, alert.value) == ("temperature", "critical", 35.0)
+    assert alert.message == "temperature <35 Cel below critical low 35"

@@ -470,9 +470,9 @@ def test_store_statements_compile_for_mssql() -> None:
     assert add_messages.endswith("sen_counter) ORDER BY sen_counter")
     assert add_readings == (
         "INSERT INTO device_readings (message_id, patient_id, device_id, vital, value, unit, observed_at, status, "
-        "source_system, source_code, source_value, source_unit, created_at) VALUES (:message_id, :patient_id, "
-        ":device_id, :vital, :value, :unit, :observed_at, :status, :source_system, :source_code, :source_value, "
-        ":source_unit, :created_at)")
+        "source_system, source_code, source_value, source_unit, comparator, created_at) VALUES (:message_id, "
+        ":patient_id, :device_id, :vital, :value, :unit, :observed_at, :status, :source_system, :source_code, "
+        ":source_value, :source_unit, :comparator, :created_at)")
     assert evaluate == "EXEC dbo.usp_evaluate_alerts @message_ids = :ids"
     assert executed[-1][1] == {"ids": "12,13,15"}  # the list the procedure splits
 

@@ -130,6 +130,7 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
         source_value=value[1],
         source_unit=obx.get(6).strip(),
         control_id=context.header.control_id,
+        comparator=value[2],
     )
 
 
@@ -145,8 +146,8 @@ def _identify(obx: Segment, codes: CodeMap) -> tuple[str | None, str, str]:
     return None, parts[2].strip(), parts[0].strip()
 
 
-def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str] | None:
-    """(number, value as sent) from OBX-5 according to OBX-2 (NM, or SN such as ``>^300``)."""
+def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str, str] | None:
+    """(number, value as sent, comparator) from OBX-5 according to OBX-2 (NM, or SN such as ``>^300``)."""
     value_type = obx.get(2).strip().upper()
     if value_type == "SN":
         comparator, number, separator, second = (obx.components(5) + ["", "", "", ""])[:4]
@@ -159,7 +160,7 @@ def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str] | None:
             problems.append(Problem(DATA_TYPE_ERROR, f"OBX-5 number {number!r} is not numeric",
                                     obx.location(5, 2)))
             return None
-        return float(number), comparator.lstrip("=") + number
+        return float(number), comparator.lstrip("=") + number, comparator.lstrip("=")
     if value_type not in _TEXT_TYPES:
         problems.append(Problem(DATA_TYPE_ERROR, f"OBX-2 value type {value_type} cannot carry a vital sign",
                                 obx.location(2)))
@@ -168,7 +169,7 @@ def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str] | None:
     if not _NUMBER.match(text):
         problems.append(Problem(DATA_TYPE_ERROR, f"OBX-5 value {text!r} is not numeric", obx.location(5)))
         return None
-    return float(text), text
+    return float(text), text, ""
 
 
 def _unit(obx: Segment, vital: str, codes: CodeMap, problems: list[Problem]) -> str | None:

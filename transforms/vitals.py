@@ -51,6 +51,7 @@ class VitalsReading:
     source_value: str  # the value as sent, comparator included ('>300')
     source_unit: str  # the unit as sent ('' when none was sent)
     control_id: str  # MSH-10 of the message it came in
+    comparator: str = ""  # '<', '>', '<=' or '>=' when the sender gave a bound, not a value (SN '<^35.0')
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)

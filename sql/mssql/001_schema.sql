@@ -78,6 +78,8 @@ CREATE TABLE dbo.device_readings (
     source_code    NVARCHAR(100) NOT NULL,
     source_value   NVARCHAR(100) NOT NULL,
     source_unit    NVARCHAR(100) NOT NULL,
+    comparator     NVARCHAR(2) NOT NULL CONSTRAINT df_device_readings_comparator DEFAULT N''
+                   CONSTRAINT ck_device_readings_comparator CHECK (comparator IN (N'', N'<', N'>', N'<=', N'>=')),
     created_at     DATETIME2(6) NOT NULL
 );
 GO

@@ -88,7 +88,7 @@ BEGIN
 
     WITH candidates AS (
         SELECT r.id AS reading_id, r.message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit,
-               r.observed_at, t.critical_low, t.warning_low, t.warning_high, t.critical_high,
+               r.comparator, r.observed_at, t.critical_low, t.warning_low, t.warning_high, t.critical_high,
                ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY
                    CASE WHEN t.device_id IS NOT NULL THEN 0 WHEN t.patient_id IS NOT NULL THEN 1 ELSE 2 END) AS band_rank
         FROM dbo.device_readings AS r
@@ -98,15 +98,17 @@ BEGIN
         WHERE r.message_id IN (SELECT b.id FROM @batch AS b)
     ), judged AS (
         SELECT c.*,
-               CASE WHEN c.value < c.critical_low OR c.value > c.critical_high THEN N'critical'
-                    WHEN c.value < c.warning_low OR c.value > c.warning_high THEN N'warning' END AS severity
+               -- A bound ('<35.0') lies beyond the value it names: strictly below or above counts on the bound.
+               CASE WHEN (c.value < c.critical_low OR (c.comparator = N'<' AND c.value <= c.critical_low)) OR (c.value > c.critical_high OR (c.comparator = N'>' AND c.value >= c.critical_high)) THEN N'critical'
+                    WHEN (c.value < c.warning_low OR (c.comparator = N'<' AND c.value <= c.warning_low)) OR (c.value > c.warning_high OR (c.comparator = N'>' AND c.value >= c.warning_high)) THEN N'warning' END AS severity,
+               CASE WHEN (c.value > c.warning_high OR (c.comparator = N'>' AND c.value >= c.warning_high)) OR (c.value > c.critical_high OR (c.comparator = N'>' AND c.value >= c.critical_high)) THEN N'high' ELSE N'low' END AS side
         FROM candidates AS c
         WHERE c.band_rank = 1
     ), breaches AS (
         SELECT j.*,
-               CASE WHEN j.severity = N'critical' AND j.value > j.critical_high THEN N'above critical high ' + FORMAT(j.critical_high, N'0.##', N'en-US')
+               CASE WHEN j.severity = N'critical' AND j.side = N'high' THEN N'above critical high ' + FORMAT(j.critical_high, N'0.##', N'en-US')
                     WHEN j.severity = N'critical' THEN N'below critical low ' + FORMAT(j.critical_low, N'0.##', N'en-US')
-                    WHEN j.value > j.warning_high THEN N'above warning high ' + FORMAT(j.warning_high, N'0.##', N'en-US')
+                    WHEN j.side = N'high' THEN N'above warning high ' + FORMAT(j.warning_high, N'0.##', N'en-US')
                     ELSE N'below warning low ' + FORMAT(j.warning_low, N'0.##', N'en-US') END AS crossed,
                COUNT(*) OVER (PARTITION BY j.message_id, j.patient_id, j.vital, j.severity) AS breach_count,
                ROW_NUMBER() OVER (PARTITION BY j.message_id, j.patient_id, j.vital ORDER BY
@@ -126,7 +128,7 @@ BEGIN
     INSERT INTO @threshold (reading_id, last_reading_id, patient_id, device_id, vital, severity, message,
                             value, last_value, occurrences, first_seen_at, last_seen_at)
     SELECT f.reading_id, l.reading_id, f.patient_id, l.device_id, f.vital, f.severity,
-           l.vital + N' ' + FORMAT(l.value, N'0.##', N'en-US') + N' ' + l.unit + N' ' + l.crossed,
+           l.vital + N' ' + l.comparator + FORMAT(l.value, N'0.##', N'en-US') + N' ' + l.unit + N' ' + l.crossed,
            f.value, l.value, f.occurrences, f.first_seen_at, l.observed_at
     FROM raised AS f
     JOIN raised AS l ON l.patient_id = f.patient_id AND l.vital = f.vital AND l.severity = f.severity AND l.last_pick = 1

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS device_readings (
     source_code    VARCHAR(100) NOT NULL,
     source_value   VARCHAR(100) NOT NULL,
     source_unit    VARCHAR(100) NOT NULL,
+    comparator     VARCHAR(2) NOT NULL DEFAULT '' CHECK (comparator IN ('', '<', '>', '<=', '>=')),  -- SN bound
     created_at     TIMESTAMP NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_readings_patient ON device_readings (patient_id, vital, observed_at);

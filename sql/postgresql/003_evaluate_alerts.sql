@@ -17,7 +17,7 @@ DECLARE
 BEGIN
     WITH candidates AS (
         SELECT r.id AS reading_id, r.message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit,
-               r.observed_at, t.critical_low, t.warning_low, t.warning_high, t.critical_high,
+               r.comparator, r.observed_at, t.critical_low, t.warning_low, t.warning_high, t.critical_high,
                ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY
                    CASE WHEN t.device_id IS NOT NULL THEN 0 WHEN t.patient_id IS NOT NULL THEN 1 ELSE 2 END) AS band_rank
         FROM device_readings r
@@ -27,15 +27,17 @@ BEGIN
         WHERE r.message_id = ANY(p_message_ids)
     ), judged AS (
         SELECT c.*,
-               CASE WHEN c.value < c.critical_low OR c.value > c.critical_high THEN 'critical'
-                    WHEN c.value < c.warning_low OR c.value > c.warning_high THEN 'warning' END AS severity
+               -- A bound ('<35.0') lies beyond the value it names: strictly below or above counts on the bound.
+               CASE WHEN (c.value < c.critical_low OR (c.comparator = '<' AND c.value <= c.critical_low)) OR (c.value > c.critical_high OR (c.comparator = '>' AND c.value >= c.critical_high)) THEN 'critical'
+                    WHEN (c.value < c.warning_low OR (c.comparator = '<' AND c.value <= c.warning_low)) OR (c.value > c.warning_high OR (c.comparator = '>' AND c.value >= c.warning_high)) THEN 'warning' END AS severity,
+               CASE WHEN (c.value > c.warning_high OR (c.comparator = '>' AND c.value >= c.warning_high)) OR (c.value > c.critical_high OR (c.comparator = '>' AND c.value >= c.critical_high)) THEN 'high' ELSE 'low' END AS side
         FROM candidates c
         WHERE c.band_rank = 1
     ), breaches AS (
         SELECT j.*,
-               CASE WHEN j.severity = 'critical' AND j.value > j.critical_high THEN 'above critical high ' || trim_scale(round(j.critical_high::numeric, 2))::text
+               CASE WHEN j.severity = 'critical' AND j.side = 'high' THEN 'above critical high ' || trim_scale(round(j.critical_high::numeric, 2))::text
                     WHEN j.severity = 'critical' THEN 'below critical low ' || trim_scale(round(j.critical_low::numeric, 2))::text
-                    WHEN j.value > j.warning_high THEN 'above warning high ' || trim_scale(round(j.warning_high::numeric, 2))::text
+                    WHEN j.side = 'high' THEN 'above warning high ' || trim_scale(round(j.warning_high::numeric, 2))::text
                     ELSE 'below warning low ' || trim_scale(round(j.warning_low::numeric, 2))::text END AS crossed,
                COUNT(*) OVER (PARTITION BY j.message_id, j.patient_id, j.vital, j.severity) AS breach_count,
                ROW_NUMBER() OVER (PARTITION BY j.message_id, j.patient_id, j.vital ORDER BY
@@ -55,7 +57,7 @@ BEGIN
     INSERT INTO alerts (reading_id, last_reading_id, patient_id, device_id, vital, severity, kind, state, message,
                         value, last_value, occurrences, first_seen_at, last_seen_at, created_at, updated_at)
     SELECT f.reading_id, l.reading_id, f.patient_id, l.device_id, f.vital, f.severity, 'threshold', 'open',
-           l.vital || ' ' || trim_scale(round(l.value::numeric, 2))::text || ' ' || l.unit || ' ' || l.crossed,
+           l.vital || ' ' || l.comparator || trim_scale(round(l.value::numeric, 2))::text || ' ' || l.unit || ' ' || l.crossed,
            f.value, l.value, f.occurrences, f.first_seen_at, l.observed_at, now_utc, now_utc
     FROM raised f
     JOIN raised l ON l.patient_id = f.patient_id AND l.vital = f.vital AND l.severity = f.severity AND l.last_pick = 1
