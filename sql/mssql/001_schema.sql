@@ -84,7 +84,7 @@ CREATE TABLE dbo.device_readings (
 );
 GO
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.device_readings') AND name = N'ix_readings_patient')
-CREATE NONCLUSTERED INDEX ix_readings_patient ON dbo.device_readings (patient_id, vital, observed_at);
+CREATE NONCLUSTERED INDEX ix_readings_patient ON dbo.device_readings (patient_id, vital, observed_at) INCLUDE (value, message_id);
 GO
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'dbo.device_readings') AND name = N'ix_readings_device')
 CREATE NONCLUSTERED INDEX ix_readings_device ON dbo.device_readings (device_id, observed_at);

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS device_readings (
     comparator     VARCHAR(2) NOT NULL DEFAULT '' CHECK (comparator IN ('', '<', '>', '<=', '>=')),  -- SN bound
     created_at     TIMESTAMP NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ix_readings_patient ON device_readings (patient_id, vital, observed_at);
+-- Covers the alert evaluation's windows (value, message_id): they are read from the index alone.
+CREATE INDEX IF NOT EXISTS ix_readings_patient ON device_readings (patient_id, vital, observed_at, value, message_id);
 CREATE INDEX IF NOT EXISTS ix_readings_device ON device_readings (device_id, observed_at);
 CREATE INDEX IF NOT EXISTS ix_readings_message ON device_readings (message_id);
 
