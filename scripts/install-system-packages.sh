@@ -4,11 +4,12 @@
 #   odbc-postgresql  - PostgreSQL ODBC driver, to check the ODBC stack against a real server
 #   postgresql       - server binaries (initdb, pg_ctl) for the tests' private PostgreSQL
 #   python3-venv     - to create .venv on a fresh Debian
+#   sqlite3          - the command line shell the README's tour reads the embedded database with
 # Usage: scripts/install-system-packages.sh [package ...]   (default: the list above)
 set -euo pipefail
 
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(unixodbc odbc-postgresql postgresql python3-venv)
+[ ${#packages[@]} -gt 0 ] || packages=(unixodbc odbc-postgresql postgresql python3-venv sqlite3)
 
 missing=()
 for package in "${packages[@]}"; do
