@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 _DTM = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?$"
 )
 
 
+@lru_cache(maxsize=4096)  # a message's OBX rows mostly share one time stamp; monitors repeat them
 def parse_timestamp(text: str, zone: tzinfo = UTC) -> datetime:
     """The instant ``text`` names, as an aware UTC datetime. Raises ValueError when it is not a DTM."""
     match = _DTM.match(text.strip())
