@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Row, make_url
 
 from adapters.sql_tables import device_readings, messages
@@ -116,6 +116,14 @@ class CopyInsert:
                 copy.write_row(row)
 
 
+# Built once: constructing a statement per batch costs more than running it (cache key generation).
+_EARLIER_MESSAGES = (
+    select(messages.c.id, messages.c.sending_application, messages.c.sending_facility, messages.c.control_id,
+           messages.c.content_hash, messages.c.status, messages.c.ack, messages.c.duplicate_of)
+    .where(messages.c.control_id.in_(bindparam("control_ids", expanding=True)))
+    .order_by(messages.c.id))
+_INSERT_MESSAGES = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+
 READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "unit", "observed_at", "status",
                    "source_system", "source_code", "source_value", "source_unit", "comparator", "created_at")
 
@@ -171,13 +179,8 @@ class StoreTransaction:
         wanted = set(keys)
         if not wanted:
             return {}
-        query = (select(messages.c.id, messages.c.sending_application, messages.c.sending_facility,
-                        messages.c.control_id, messages.c.content_hash, messages.c.status, messages.c.ack,
-                        messages.c.duplicate_of)
-                 .where(messages.c.control_id.in_(sorted({key[2] for key in wanted})))
-                 .order_by(messages.c.id))
         found: dict[MessageKey, list[Row]] = {}
-        for row in self.conn.execute(query):
+        for row in self.conn.execute(_EARLIER_MESSAGES, {"control_ids": sorted({key[2] for key in wanted})}):
             key = (row.sending_application, row.sending_facility, row.control_id)
             if key in wanted:
                 found.setdefault(key, []).append(row)
@@ -187,8 +190,7 @@ class StoreTransaction:
         """Insert message rows in one statement; their new ids, in the order of ``rows``."""
         if not rows:
             return []
-        statement = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-        return [int(row.id) for row in self.conn.execute(statement, list(rows))]
+        return [int(row.id) for row in self.conn.execute(_INSERT_MESSAGES, list(rows))]
 
     def add_readings(self, readings: Sequence[tuple[int, VitalsReading]], created_at: datetime) -> None:
         """Insert (message id, reading) pairs in one driver-level executemany (the hot path's biggest insert)."""

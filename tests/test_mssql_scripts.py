@@ -456,13 +456,15 @@ def test_store_statements_compile_for_mssql() -> None:
     for statement, parameters in executed:
         many = isinstance(parameters, list)
         keys = list(parameters[0]) if many else None
+        if isinstance(parameters, dict) and hasattr(statement, "params"):
+            statement = statement.params(**parameters)  # expanding IN parameters render with their values
         compiled.append(" ".join(str(statement.compile(dialect=mssql.dialect(), column_keys=keys, for_executemany=many,
                                                        compile_kwargs={"render_postcompile": True})).split()))
     messages_with_keys, add_messages, add_readings, evaluate = compiled
     assert messages_with_keys == (
         "SELECT messages.id, messages.sending_application, messages.sending_facility, messages.control_id, "
         "messages.content_hash, messages.status, messages.ack, messages.duplicate_of "
-        "FROM messages WHERE messages.control_id IN (:control_id_1_1, :control_id_1_2) ORDER BY messages.id")
+        "FROM messages WHERE messages.control_id IN (:control_ids_1, :control_ids_2) ORDER BY messages.id")
     assert add_messages.startswith("INSERT INTO messages (route, control_id,")
     # RETURNING becomes OUTPUT; many rows go as one INSERT ... SELECT whose IDENTITY values follow the
     # rows' order, so that the ids come back in the order of the rows (sort_by_parameter_order).
