@@ -21,7 +21,7 @@ from adapters.mllp import (
     server_ssl_context,
 )
 from adapters.mllp.client import acknowledgement_code, expected_acks
-from tests.test_mllp_server import CLIENT_CN, make_certs
+from tests.tls import CLIENT_CN, make_certs
 
 pytestmark = pytest.mark.timeout(30)
 
