@@ -170,7 +170,7 @@ def _run(settings: Settings) -> int:
     except RouteConfigError as error:
         print(f"refusing to start, the routes have errors:\n{error}", file=sys.stderr)
         return 1
-    except MigrationError as error:
+    except (MigrationError, ValueError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 1
     asyncio.run(serve(engine))

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.http_api import create_app
 from adapters.mllp.server import MllpServer, Peer
+from adapters.rest.settings import ApiSettings
 from adapters.sql_store import SqlStore
 from engine.channel import Channel, Inbound, Route
 from engine.group_commit import GroupCommitter
@@ -48,6 +49,7 @@ class Engine:
     routes: list[RouteConfig]
     store: SqlStore
     committer: GroupCommitter
+    api: ApiSettings
     listeners: list[MllpServer] = field(default_factory=list)
     http: _HttpServer | None = None
 
@@ -59,7 +61,9 @@ class Engine:
 
 
 def build(settings: Settings) -> Engine:
-    """Everything the engine needs, nothing started yet. Raises RouteConfigError on a bad route."""
+    """Everything the engine needs, nothing started yet. Raises RouteConfigError on a bad route,
+    ValueError on bad API settings, MigrationError on a server database that is behind."""
+    api = ApiSettings.from_env()
     routes = load_routes(settings.routes_dir)
     store = SqlStore.from_url(settings.db_url)
     if store.dialect == "sqlite":
@@ -67,7 +71,7 @@ def build(settings: Settings) -> Engine:
     else:
         _require_current_schema(store)
     committer = GroupCommitter(Channel(store), writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
-    engine = Engine(settings, routes, store, committer)
+    engine = Engine(settings, routes, store, committer, api)
     for config in routes:
         engine.listeners.append(_listener(config, config.to_route(), committer))
     return engine
@@ -111,7 +115,8 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
             await listener.start()
             started.append(listener)
             log.info("listening", extra={"route": listener.name, "port": listener.port, "protocol": "mllp"})
-        engine.http = _HttpServer(uvicorn.Config(create_app(engine.health), host=engine.settings.http_host,
+        app = create_app(engine.health, store=engine.store, api=engine.api)
+        engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))
         http_task = asyncio.create_task(engine.http.serve())

@@ -83,8 +83,13 @@ def test_monitors_send_and_get_aa_after_the_readings_are_stored(store: SqlStore,
             assert acks[-1].split(b"\r")[1][4:6] == b"AA", path.name
         assert count(store_url, device_readings) == 30
         assert count(store_url, alerts) == 7
-        response = httpx.get(f"http://127.0.0.1:{engine.settings.http_port}/healthz", timeout=10)
+        base = f"http://127.0.0.1:{engine.settings.http_port}"
+        response = httpx.get(f"{base}/healthz", timeout=10)
+        critical = httpx.get(f"{base}/api/v1/alerts", params={"severity": "critical"}, timeout=10)
+        ready = httpx.get(f"{base}/readyz", timeout=10)
     assert response.status_code == 200 and response.json()["channels"][0]["route"] == "ward"
+    assert {a["patient_id"] for a in critical.json()["items"]} == {"G-555", "W3-2", "PACU-3301"}
+    assert ready.status_code == 200
 
 
 def test_many_connections_at_once_all_get_their_acks(sqlite_url: str, routes: Path) -> None:
