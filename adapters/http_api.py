@@ -1,10 +1,11 @@
 """The engine's HTTP server (FastAPI): health, readiness and the REST API; SOAP and the dashboard join it later."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from adapters import rest
@@ -12,17 +13,23 @@ from adapters.rest import health as readiness
 from adapters.rest.errors import install_error_handlers
 from adapters.rest.settings import ApiSettings
 from adapters.sql_store import SqlStore
+from engine.channel import Channel, Receipt, Submission
+
+Submit = Callable[[Submission], Awaitable[Receipt]]
 
 
 def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = None,
-               api: ApiSettings | None = None) -> FastAPI:
+               api: ApiSettings | None = None, submit: Submit | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
-    With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off).
+    With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
+    ``submit`` stores a submission through the channel (the engine passes its group committer; without
+    one, each submission is stored in a transaction of its own).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
     app.state.api = api or ApiSettings()
+    app.state.submit = submit or (_store_alone(store) if store is not None else None)
 
     @app.get("/healthz", summary="Liveness: the engine runs and its listeners are up")
     def healthz() -> JSONResponse:
@@ -35,3 +42,12 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
             app.include_router(router)
     install_error_handlers(app)
     return app
+
+
+def _store_alone(store: SqlStore) -> Submit:
+    channel = Channel(store)
+
+    async def submit(submission: Submission) -> Receipt:
+        return (await run_in_threadpool(channel.store_batch, [channel.prepare(submission)]))[0]
+
+    return submit

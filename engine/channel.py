@@ -61,6 +61,23 @@ class Inbound:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """Readings a caller submitted outside HL7 (REST JSON, SOAP), mapped already by a pure transform.
+
+    ``key`` is the caller's idempotency key (or a fresh one): the same key with the same body is a resend
+    (the original answer, nothing stored); with another body it is refused and kept for audit.
+    """
+
+    raw: bytes  # the body as received, kept in messages.raw
+    route: Route
+    kind: str  # REST, SOAP: messages.sending_application
+    caller: str  # the device (REST) or calling system (SOAP): messages.sending_facility
+    key: str  # messages.control_id
+    readings: list[VitalsReading]
+    peer: str = ""
+
+
+@dataclass(frozen=True)
 class Receipt:
     """What became of one message: its row, status, the ACKs to send (maybe none), counts."""
 
@@ -102,10 +119,15 @@ class Prepared:
     readings: list[VitalsReading] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     filtered: bool = False  # turned away by the route's sender filters
+    submission: Submission | None = None  # set for REST and SOAP submissions (no HL7, no ACKs)
 
     @property
     def key(self) -> MessageKey | None:
-        """The duplicate key as stored (MSH-3, MSH-4, MSH-10); None for what is never deduplicated."""
+        """The duplicate key as stored (MSH-3, MSH-4, MSH-10, or kind, caller, idempotency key); None for
+        what is never deduplicated (no MSH, an ACK)."""
+        if self.submission is not None:
+            s = self.submission
+            return _clip(s.kind, 227), _clip(s.caller, 227), _clip(s.key, 200)
         if self.header is None or self.header.is_ack:
             return None
         h = self.header
@@ -160,8 +182,12 @@ class Channel:
                             extra={"messages": len(works), "error": type(error).__name__})
         return [self._store_alone(work) for work in works]
 
-    def prepare(self, item: Inbound) -> Prepared:
+    def prepare(self, item: Inbound | Submission) -> Prepared:
         """Decode, parse and transform: CPU work without I/O, done before the message queues for the store."""
+        if isinstance(item, Submission):
+            return Prepared(item.raw, item.route, item.peer, self.clock(), hashlib.sha256(item.raw).hexdigest(),
+                            item.raw.decode("utf-8", "replace"), "utf-8", readings=list(item.readings),
+                            submission=item)
         work = self._receive(item)
         if work.header is not None and not work.header.is_ack:
             self._transform(work)
@@ -224,6 +250,8 @@ class Channel:
 
     def _plan(self, work: Prepared, earlier: list[Row]) -> _Plan:
         """Decide what becomes of one message: its status, its ACKs, whether a row is written."""
+        if work.submission is not None:
+            return self._plan_submission(work, earlier)
         header = work.header
         if header is None or header.is_ack:
             reason = "; ".join(map(str, work.problems)) or "an acknowledgement is never acknowledged"
@@ -242,6 +270,17 @@ class Channel:
         status = "FILTERED" if work.filtered else "STORED" if outcome.result == "accepted" else "ERROR"
         return _Plan(work, status, self._acks(work, outcome), "; ".join(map(str, work.problems)))
 
+    def _plan_submission(self, work: Prepared, earlier: list[Row]) -> _Plan:
+        """A submission: stored, or an exact resend (its first outcome again), or a reused key (refused)."""
+        resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
+        if resent is not None:
+            return _Plan(work, resent.status, message_id=resent.id, resent=True)
+        original = next((m for m in earlier if m.status == "STORED" and m.duplicate_of is None), None)
+        if original is not None:
+            return _Plan(work, "ERROR", error=f"idempotency key was already used for another body (message "
+                         f"{original.id})", duplicate_of=original.id)
+        return _Plan(work, "STORED")
+
     def _unavailable(self, work: Prepared, error: str) -> Receipt:
         """The store failed: AR with ERR 207, nothing kept (the sender may resend)."""
         log.error("store failed, answering AR 207", extra={"route": work.route.name, "error": error})
@@ -257,15 +296,16 @@ class Channel:
                                       original_mode=work.route.original_mode))
 
     def _row(self, plan: _Plan) -> dict[str, object]:
-        work, header = plan.work, plan.work.header
+        work = plan.work
         codes = ack_codes(plan.acks)
+        application, facility, control_id, message_type, version = _origin(work)
         return {
             "route": work.route.name,
-            "control_id": _clip(header.control_id if header else "", 200),
-            "sending_application": _clip(header.sending_application if header else "", 227),
-            "sending_facility": _clip(header.sending_facility if header else "", 227),
-            "message_type": _clip(f"{header.message_type}^{header.trigger_event}" if header else "", 20),
-            "version": _clip(header.version if header else "", 10),
+            "control_id": control_id,
+            "sending_application": application,
+            "sending_facility": facility,
+            "message_type": message_type,
+            "version": version,
             "content_hash": work.content_hash,
             "raw": work.text,
             "peer": work.peer,
@@ -278,6 +318,18 @@ class Channel:
             "received_at": utc_naive(work.received_at),
             "processed_at": utc_naive(self.clock()),
         }
+
+
+def _origin(work: Prepared) -> tuple[str, str, str, str, str]:
+    """Sender, facility, control id, message type and version as the messages row keeps them."""
+    if work.submission is not None:
+        return *(work.key or ("", "", "")), work.submission.kind, ""
+    header = work.header
+    if header is None:
+        return "", "", "", "", ""
+    return (_clip(header.sending_application, 227), _clip(header.sending_facility, 227),
+            _clip(header.control_id, 200), _clip(f"{header.message_type}^{header.trigger_event}", 20),
+            _clip(header.version, 10))
 
 
 def _log_outcome(plan: _Plan) -> None:

@@ -14,7 +14,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from engine.channel import Channel, Inbound, Prepared, Receipt
+from engine.channel import Channel, Inbound, Prepared, Receipt, Submission
 
 log = logging.getLogger("vitalsstream.group_commit")
 
@@ -43,7 +43,7 @@ class GroupCommitter:
         for thread in self._threads:
             thread.start()
 
-    async def submit(self, inbound: Inbound) -> Receipt:
+    async def submit(self, inbound: Inbound | Submission) -> Receipt:
         """Store one message; returns once the transaction holding it has committed (or failed).
 
         The message is parsed and transformed here, in the caller's thread, so that work overlaps with the

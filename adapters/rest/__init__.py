@@ -1,6 +1,7 @@
 """The REST API of issue 4: readings, alerts and alert bands, read and edited over the engine's own tables.
 
-One module per job: ``readings``, ``alerts`` (list, one), ``alert_actions`` (acknowledge, resolve),
+One module per job: ``readings``, ``submit`` (devices POST vitals through the channel), ``alerts``
+(list, one), ``alert_actions`` (acknowledge, resolve),
 ``thresholds`` (the bands), ``health`` (readiness), ``auth`` (API keys), ``paging`` (cursors), ``errors``
 (database failures mapped to answers). adapters/http_api.create_app is the one place that mounts them; the
 store and the ApiSettings reach the endpoints through ``app.state`` (see ``deps``).
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adapters.rest import alert_actions, alerts, readings, thresholds
+from adapters.rest import alert_actions, alerts, readings, submit, thresholds
 
 
 def routers() -> list[APIRouter]:
     """The routers that need a store (readiness is mounted by create_app on its own)."""
-    return [readings.router, alerts.router, alert_actions.router, thresholds.router]
+    return [readings.router, submit.router, alerts.router, alert_actions.router, thresholds.router]
