@@ -1,7 +1,7 @@
-"""The engine's HTTP server (FastAPI): health, readiness and the REST API; SOAP and the dashboard join it later."""
+"""The engine's HTTP server (FastAPI): health, readiness, the REST API and SOAP (Spyne, mounted at /soap)."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,23 +12,27 @@ from adapters import rest
 from adapters.rest import health as readiness
 from adapters.rest.errors import install_error_handlers
 from adapters.rest.settings import ApiSettings
+from adapters.soap import soap_app
 from adapters.sql_store import SqlStore
-from engine.channel import Channel, Receipt, Submission
+from engine.channel import Channel, Receipt, Route, Submission
 
 Submit = Callable[[Submission], Awaitable[Receipt]]
 
 
 def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = None,
-               api: ApiSettings | None = None, submit: Submit | None = None) -> FastAPI:
+               api: ApiSettings | None = None, submit: Submit | None = None,
+               routes: Mapping[str, Route] | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
     ``submit`` stores a submission through the channel (the engine passes its group committer; without
-    one, each submission is stored in a transaction of its own).
+    one, each submission is stored in a transaction of its own); ``routes`` are the configured routes by name
+    (/api/v1/channels lists them before their first message).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
     app.state.api = api or ApiSettings()
+    app.state.routes = dict(routes or {})
     app.state.submit = submit or (_store_alone(store) if store is not None else None)
 
     @app.get("/healthz", summary="Liveness: the engine runs and its listeners are up")
@@ -40,6 +44,7 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
     if store is not None:
         for router in rest.routers():
             app.include_router(router)
+        app.mount("/soap", soap_app(store))
     install_error_handlers(app)
     return app
 

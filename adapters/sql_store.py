@@ -129,8 +129,9 @@ READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "u
 
 
 def _sqlite_timestamp(moment: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME text, so stored times compare and sort as text in SQL."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    """SQLAlchemy's SQLite DATETIME text, so stored times compare and sort as text in SQL (the year padded
+    to four digits: strftime's %Y is not, for years before 1000)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}.{moment.microsecond:06d}"
 
 
 def _readings_insert(engine: Engine) -> CopyInsert | DriverInsert | CoreInsert:

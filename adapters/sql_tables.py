@@ -27,6 +27,7 @@ messages = Table(
     Column("error", Text),
     Column("reading_count", Integer, nullable=False),
     Column("duplicate_of", BigInteger),
+    Column("reprocess_of", BigInteger),
     Column("received_at", DateTime, nullable=False),
     Column("processed_at", DateTime),
 )

@@ -58,6 +58,7 @@ class Inbound:
     route: Route
     peer: str = ""
     received_at: datetime | None = None  # when the last byte arrived; now when not given
+    reprocess_of: int | None = None  # an operator sends a stored message's raw content again
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Prepared:
     problems: list[Problem] = field(default_factory=list)
     filtered: bool = False  # turned away by the route's sender filters
     submission: Submission | None = None  # set for REST and SOAP submissions (no HL7, no ACKs)
+    reprocess_of: int | None = None
 
     @property
     def key(self) -> MessageKey | None:
@@ -209,7 +211,7 @@ class Channel:
     def _receive(self, item: Inbound) -> Prepared:
         text, encoding = decode_with_codec(item.raw)
         work = Prepared(item.raw, item.route, item.peer, item.received_at or self.clock(),
-                     hashlib.sha256(item.raw).hexdigest(), text, encoding)
+                        hashlib.sha256(item.raw).hexdigest(), text, encoding, reprocess_of=item.reprocess_of)
         try:
             work.message = parse(work.text)
             work.header = read_header(work.message)
@@ -257,7 +259,7 @@ class Channel:
             reason = "; ".join(map(str, work.problems)) or "an acknowledgement is never acknowledged"
             return _Plan(work, "ERROR" if header is None else "FILTERED", error=reason)
         resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
-        if resent is not None:  # an exact resend: the original answer, nothing stored
+        if resent is not None and work.reprocess_of is None:  # an exact resend: the original answer, nothing stored
             acks = tuple(resent.ack.split(ACK_SEPARATOR)) if resent.ack else ()
             return _Plan(work, resent.status, acks, message_id=resent.id, resent=True)
         original = next((m for m in earlier if m.status == "STORED" and m.duplicate_of is None), None)
@@ -315,6 +317,7 @@ class Channel:
             "error": plan.error or None,
             "reading_count": len(work.readings) if plan.status == "STORED" else 0,
             "duplicate_of": plan.duplicate_of,
+            "reprocess_of": work.reprocess_of,
             "received_at": utc_naive(work.received_at),
             "processed_at": utc_naive(self.clock()),
         }

@@ -115,7 +115,8 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
             await listener.start()
             started.append(listener)
             log.info("listening", extra={"route": listener.name, "port": listener.port, "protocol": "mllp"})
-        app = create_app(engine.health, store=engine.store, api=engine.api, submit=engine.committer.submit)
+        app = create_app(engine.health, store=engine.store, api=engine.api, submit=engine.committer.submit,
+                         routes={config.name: config.to_route() for config in engine.routes})
         engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))

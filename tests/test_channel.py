@@ -167,3 +167,17 @@ def test_message_content_stays_out_of_logs_unless_the_route_opts_in(
     assert "Secretname" not in logged and "message not stored" in logged
     Channel(store).dispatch(bad.replace(b"BAD-1", b"BAD-1b"), Route(log_phi=True))
     assert any("Secretname" in str(getattr(r, "content", "")) for r in caplog.records)
+
+
+def test_reprocessing_a_refused_message_stores_it_once_the_route_can_map_it(store: SqlStore) -> None:
+    from transforms.codes import DEFAULT_CODES
+    from transforms.oru import OruMapping
+
+    raw = fixture("bad/unknown_unit.hl7")
+    refused = Channel(store).dispatch(raw, Route())
+    fixed_route = Route(oru=OruMapping(codes=DEFAULT_CODES.extended(units=[("furlongs", "Cel")])))
+    again = Channel(store).dispatch_batch([Inbound(raw, fixed_route, reprocess_of=refused.message_id)])[0]
+    assert refused.ack_codes == ["AE"] and again.status == "STORED" and not again.duplicate
+    with store.engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == again.message_id)).one()
+    assert row.reprocess_of == refused.message_id and count(store, device_readings) == 1

@@ -67,3 +67,13 @@ def test_without_usable_msh_the_problem_is_named(text: str) -> None:
         parse(text)
     assert caught.value.problems[0].location.segment == "MSH"
     assert caught.value.problems[0].code in (100, 101)
+
+
+def test_a_stored_message_encodes_back_to_what_decodes_to_it() -> None:
+    from tests.messages import fixture
+    from transforms.hl7.charset import decode, encode
+
+    for name in ("charset_latin1.hl7", "mdc_monitor_lf.hl7", "pcd01_nibp.hl7"):
+        text = decode(fixture(name))
+        assert decode(encode(text)) == text
+    assert encode(decode(fixture("charset_latin1.hl7"))) == fixture("charset_latin1.hl7")

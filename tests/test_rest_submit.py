@@ -94,3 +94,9 @@ def test_the_same_reading_by_mllp_and_by_rest_gives_the_same_canonical_row(clien
                             .order_by(device_readings.c.source_system, device_readings.c.vital)).all()
     by_source = {system: [tuple(r)[:-1] for r in rows if r.source_system == system] for system in ("LN", "REST")}
     assert by_source["LN"] == by_source["REST"] and len(by_source["LN"]) == 2
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z", "2999-01-01T00:00:00Z"])
+def test_implausible_timestamps_are_422(client: AppClient, stamp: str) -> None:
+    response = client.post(URL, json={**BODY, "timestamp": stamp})
+    assert response.status_code == 422 and "timestamp" in response.text

@@ -1,7 +1,8 @@
 """The REST API of issue 4: readings, alerts and alert bands, read and edited over the engine's own tables.
 
 One module per job: ``readings``, ``submit`` (devices POST vitals through the channel), ``alerts``
-(list, one), ``alert_actions`` (acknowledge, resolve),
+(list, one), ``alert_actions`` (acknowledge, resolve), ``channels`` (per-route counters), ``messages`` (search
+and the trail of one message), ``metrics`` (Prometheus, at /metrics),
 ``thresholds`` (the bands), ``health`` (readiness), ``auth`` (API keys), ``paging`` (cursors), ``errors``
 (database failures mapped to answers). adapters/http_api.create_app is the one place that mounts them; the
 store and the ApiSettings reach the endpoints through ``app.state`` (see ``deps``).
@@ -10,9 +11,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adapters.rest import alert_actions, alerts, readings, submit, thresholds
+from adapters.rest import (
+    alert_actions,
+    alerts,
+    channels,
+    messages,
+    metrics,
+    readings,
+    reprocess,
+    submit,
+    thresholds,
+)
 
 
 def routers() -> list[APIRouter]:
     """The routers that need a store (readiness is mounted by create_app on its own)."""
-    return [readings.router, submit.router, alerts.router, alert_actions.router, thresholds.router]
+    return [readings.router, submit.router, alerts.router, alert_actions.router, thresholds.router,
+            channels.router, messages.router, reprocess.router, metrics.router]

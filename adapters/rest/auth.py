@@ -6,6 +6,7 @@ reads need one only when ApiSettings.auth_reads is set.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from fastapi import HTTPException, Request
 
@@ -22,6 +23,26 @@ def require_read_key(request: Request) -> None:
     settings: ApiSettings = request.app.state.api
     if settings.api_keys and settings.auth_reads:
         _check(request, settings.api_keys)
+
+
+def is_authorised(request: Request) -> bool:
+    """May this request see raw message content (PHI)? With keys configured: it carries a valid key.
+    Without keys: it comes from a loopback address (behind a reverse proxy on the same host every caller
+    does, so configure keys there)."""
+    settings: ApiSettings = request.app.state.api
+    if settings.api_keys:
+        token = presented_token(request)
+        return token is not None and matches(token, settings.api_keys)
+    return is_loopback(request.client.host if request.client else "")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _check(request: Request, keys: tuple[str, ...]) -> None:

@@ -9,7 +9,7 @@ storing nothing; the same key with another body is a 409.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -29,6 +29,8 @@ from transforms.rest_json import FIELDS, readings_from_body
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], dependencies=[Depends(require_write_key)])
 REST_ROUTE = Route(name="rest")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
 
 Reading = Annotated[float | None, Field(None, allow_inf_nan=False)]
 
@@ -51,8 +53,16 @@ class VitalsBody(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _utc(cls, moment: datetime) -> datetime:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    def _plausible_utc(cls, moment: datetime) -> datetime:
+        """UTC; from 1970 to a day ahead of our clock (a device whose clock is off is told, not believed)."""
+        try:
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp is out of range") from None
+        if not EARLIEST <= moment <= datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(f"timestamp {moment.isoformat()} is not plausible: before 1970 or more than a day "
+                             "ahead of the engine's clock")
+        return moment
 
     @model_validator(mode="after")
     def _some_vital(self) -> VitalsBody:

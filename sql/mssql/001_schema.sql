@@ -42,6 +42,7 @@ CREATE TABLE dbo.messages (
     error                NVARCHAR(MAX) NULL,
     reading_count        INT NOT NULL CONSTRAINT df_messages_reading_count DEFAULT 0,
     duplicate_of         BIGINT NULL CONSTRAINT fk_messages_duplicate_of REFERENCES dbo.messages (id),
+    reprocess_of         BIGINT NULL CONSTRAINT fk_messages_reprocess_of REFERENCES dbo.messages (id),
     received_at          DATETIME2(6) NOT NULL,
     processed_at         DATETIME2(6) NULL
 );

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS messages (
     error                TEXT,
     reading_count        INTEGER NOT NULL DEFAULT 0,
     duplicate_of         BIGINT REFERENCES messages (id),
+    reprocess_of         BIGINT REFERENCES messages (id),    -- an operator sent this message's raw content again
     received_at          TIMESTAMP NOT NULL,
     processed_at         TIMESTAMP
 );

@@ -61,3 +61,14 @@ def decode_with_codec(data: bytes) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1"), "latin-1"
+
+
+def encode(text: str) -> bytes:
+    """Bytes of a message for sending it again: its declared character set, else UTF-8 (decode reads both)."""
+    codec = _CODECS.get(declared_charset(text.encode("ascii", "replace")))
+    if codec is not None:
+        try:
+            return text.encode(codec)
+        except UnicodeEncodeError:
+            pass
+    return text.encode("utf-8")
