@@ -14,19 +14,21 @@ from adapters.rest.errors import install_error_handlers
 from adapters.rest.settings import ApiSettings
 from adapters.soap import soap_app
 from adapters.sql_store import SqlStore
-from engine.channel import Channel, Receipt, Route, Submission
+from engine.channel import Channel, Inbound, Receipt, Route, Submission
 
-Submit = Callable[[Submission], Awaitable[Receipt]]
+Submit = Callable[[Submission | Inbound], Awaitable[Receipt]]
 
 
 def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = None,
                api: ApiSettings | None = None, submit: Submit | None = None,
-               routes: Mapping[str, Route] | None = None) -> FastAPI:
+               routes: Mapping[str, Route] | None = None,
+               blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
     ``submit`` stores a submission through the channel (the engine passes its group committer; without
-    one, each submission is stored in a transaction of its own); ``routes`` are the configured routes by name
+    one, each submission is stored in a transaction of its own); ``blocking_submit`` is the same for the SOAP
+endpoints, which run in worker threads; ``routes`` are the configured routes by name
     (/api/v1/channels lists them before their first message).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
@@ -44,7 +46,7 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
     if store is not None:
         for router in rest.routers():
             app.include_router(router)
-        app.mount("/soap", soap_app(store))
+        app.mount("/soap", soap_app(store, submit=blocking_submit))
     install_error_handlers(app)
     return app
 

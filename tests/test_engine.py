@@ -24,6 +24,7 @@ from engine.run import Engine, build, serve
 from engine.settings import Settings
 from tests.messages import FIXTURES, fixture, oru
 from tests.servers import free_port
+from tests.test_soap_pcd01 import pcd_service
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTE = """
@@ -177,3 +178,12 @@ def test_send_prints_a_line_per_message_and_fails_on_anything_but_aa(sqlite_url:
 def test_send_reports_a_listener_that_is_not_there() -> None:
     result = send(free_port(), str(FIXTURES / "pcd01_nibp.hl7"))
     assert result.returncode == 2 and b"send failed" in result.stderr
+
+
+def test_soap_and_pcd01_share_the_group_committer(sqlite_url: str, routes: Path) -> None:
+    with running(sqlite_url, routes) as engine:
+        before = engine.committer.messages
+        ack = pcd_service(f"http://127.0.0.1:{engine.settings.http_port}").CommunicatePCDData(
+            fixture("pcd01_nibp.hl7").decode("ascii"))
+        assert "MSA|AA|MSGID1234" in ack and engine.committer.messages == before + 1
+    assert count(sqlite_url, device_readings) == 2

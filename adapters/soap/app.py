@@ -1,4 +1,5 @@
-"""Builds the SOAP ASGI app: two Spyne applications (SOAP 1.1 and 1.2) behind a2wsgi and the body guard."""
+"""Builds the SOAP ASGI app: Spyne applications (vitals over SOAP 1.1 and 1.2, IHE PCD-01 over SOAP 1.2)
+behind a2wsgi and the body guard."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,19 +11,26 @@ from spyne.server.wsgi import WsgiApplication
 
 from adapters.soap.guard import BodyGuard, refuse
 from adapters.soap.logs import silence_spyne
-from adapters.soap.service import Deps, SyncSubmit, VitalsService
+from adapters.soap.pcd01 import NS as PCD_NS
+from adapters.soap.pcd01 import DeviceObservationConsumer, PcdDeps, Soap12Only, SyncDeliver
+from adapters.soap.service import Deps, VitalsService
 from adapters.soap.types import NS
 from adapters.sql_store import SqlStore
-from engine.channel import Channel, Receipt, Submission
+from engine.channel import Channel, Inbound, Receipt, Route, Submission
 
 PATHS = {"/vitals": Soap11, "/vitals12": Soap12}
 
 
-def build(store: SqlStore, submit: SyncSubmit | None, max_body: int, workers: int) -> Any:
+def build(store: SqlStore, submit: SyncDeliver | None, max_body: int, workers: int,
+          pcd01_route: Route | None = None) -> Any:
     silence_spyne()
-    deps = Deps(store, submit or store_alone(store))
-    apps = {path: BodyGuard(WSGIMiddleware(WsgiApplication(spyne_application(protocol, deps)), workers=workers),
-                            max_body) for path, protocol in PATHS.items()}
+    deliver = submit or store_alone(store)
+    deps = Deps(store, deliver)
+    spyne_apps = {path: spyne_application(protocol, deps) for path, protocol in PATHS.items()}
+    spyne_apps["/pcd01"] = pcd01_application(PcdDeps(deliver, pcd01_route or Route()))
+    apps = {path: BodyGuard(WSGIMiddleware(WsgiApplication(application), workers=workers), max_body)
+            for path, application in spyne_apps.items()}
+    apps["/pcd01"] = Soap12Only(apps["/pcd01"])
     return SoapRouter(apps)
 
 
@@ -34,18 +42,26 @@ def spyne_application(protocol: type, deps: Deps) -> Application:
     return application
 
 
-def store_alone(store: SqlStore) -> SyncSubmit:
-    """Each submission in a transaction of its own (no group commit)."""
+def pcd01_application(deps: PcdDeps) -> Application:
+    """IHE PCD-01 speaks SOAP 1.2 only (adapters/soap/pcd01.py)."""
+    application = Application([DeviceObservationConsumer], tns=PCD_NS, name="DeviceObservationConsumer",
+                              in_protocol=Soap12(validator=None), out_protocol=Soap12())
+    application.pcd01 = deps
+    return application
+
+
+def store_alone(store: SqlStore) -> SyncDeliver:
+    """Each submission or HL7 message in a transaction of its own (no group commit)."""
     channel = Channel(store)
 
-    def submit(submission: Submission) -> Receipt:
-        return channel.store_batch([channel.prepare(submission)])[0]
+    def submit(item: Inbound | Submission) -> Receipt:
+        return channel.store_batch([channel.prepare(item)])[0]
 
     return submit
 
 
 class SoapRouter:
-    """Dispatches /vitals and /vitals12 (below wherever it is mounted); anything else is a 404."""
+    """Dispatches /vitals, /vitals12 and /pcd01 (below wherever it is mounted); anything else is a 404."""
 
     def __init__(self, apps: dict[str, Any]):
         self.apps = apps
@@ -57,6 +73,7 @@ class SoapRouter:
         path = scope["path"][len(root):] if scope["path"].startswith(root) else scope["path"]
         app = self.apps.get(path.rstrip("/"))
         if app is None:
-            await refuse(send, 404, "no SOAP endpoint here: use /soap/vitals (SOAP 1.1) or /soap/vitals12 (1.2)")
+            await refuse(send, 404, "no SOAP endpoint here: use /soap/vitals (SOAP 1.1), /soap/vitals12 (1.2) or "
+                                    "/soap/pcd01 (IHE PCD-01, 1.2)")
             return
         await app({**scope, "root_path": root + path.rstrip("/")}, receive, send)
