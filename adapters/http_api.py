@@ -46,7 +46,7 @@ endpoints, which run in worker threads; ``routes`` are the configured routes by 
     if store is not None:
         for router in rest.routers():
             app.include_router(router)
-        app.mount("/soap", soap_app(store, submit=blocking_submit))
+        app.mount("/soap", soap_app(store, submit=blocking_submit, users=app.state.api.soap_users))
     install_error_handlers(app)
     return app
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterable
 from importlib.util import spec_from_loader
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ MAX_BODY = 2 * 1024 * 1024
 
 
 def soap_app(store: SqlStore, submit: SyncDeliver | None = None, max_body: int = MAX_BODY,
-             workers: int = 10, pcd01_route: Route | None = None) -> Any:
+             workers: int = 10, pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = ()) -> Any:
     """The SOAP endpoints as one ASGI app.
 
     ``submit`` stores a Submission through the channel and returns its Receipt; it is called from a WSGI
@@ -34,13 +35,15 @@ def soap_app(store: SqlStore, submit: SyncDeliver | None = None, max_body: int =
     committer). Without one, each submission is stored in a transaction of its own. It receives SOAP
     Submissions and, from PCD-01, HL7 ``Inbound`` messages (both as GroupCommitter.submit takes them).
     ``pcd01_route`` is the route PCD-01 messages take (default ``Route()``, the default MLLP route's behaviour).
+    ``users`` ((name, password) pairs, ApiSettings.soap_users): none, the endpoints are open; else every
+    request but a WSDL GET needs HTTP Basic or a WS-Security UsernameToken (adapters/soap/security.py).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImportWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         from adapters.soap.app import build
     _modernise_six_importers()
-    return build(store, submit, max_body, workers, pcd01_route)
+    return build(store, submit, max_body, workers, pcd01_route, users)
 
 
 def _modernise_six_importers() -> None:

@@ -1,7 +1,8 @@
 """Builds the SOAP ASGI app: Spyne applications (vitals over SOAP 1.1 and 1.2, IHE PCD-01 over SOAP 1.2)
-behind a2wsgi and the body guard."""
+behind a2wsgi, the authentication gate (when users are configured) and the body guard."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -13,6 +14,7 @@ from adapters.soap.guard import BodyGuard, refuse
 from adapters.soap.logs import silence_spyne
 from adapters.soap.pcd01 import NS as PCD_NS
 from adapters.soap.pcd01 import DeviceObservationConsumer, PcdDeps, Soap12Only, SyncDeliver
+from adapters.soap.security import Authenticator, AuthGate
 from adapters.soap.service import Deps, VitalsService
 from adapters.soap.types import NS
 from adapters.sql_store import SqlStore
@@ -22,14 +24,20 @@ PATHS = {"/vitals": Soap11, "/vitals12": Soap12}
 
 
 def build(store: SqlStore, submit: SyncDeliver | None, max_body: int, workers: int,
-          pcd01_route: Route | None = None) -> Any:
+          pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = ()) -> Any:
     silence_spyne()
     deliver = submit or store_alone(store)
     deps = Deps(store, deliver)
     spyne_apps = {path: spyne_application(protocol, deps) for path, protocol in PATHS.items()}
     spyne_apps["/pcd01"] = pcd01_application(PcdDeps(deliver, pcd01_route or Route()))
-    apps = {path: BodyGuard(WSGIMiddleware(WsgiApplication(application), workers=workers), max_body)
-            for path, application in spyne_apps.items()}
+    users = tuple(users)
+    authenticator = Authenticator(users) if users else None  # one nonce cache for all three endpoints
+    apps = {}
+    for path, application in spyne_apps.items():
+        app: Any = WSGIMiddleware(WsgiApplication(application), workers=workers)
+        if authenticator is not None:
+            app = AuthGate(app, authenticator, soap12=path != "/vitals")
+        apps[path] = BodyGuard(app, max_body)
     apps["/pcd01"] = Soap12Only(apps["/pcd01"])
     return SoapRouter(apps)
 
