@@ -22,13 +22,15 @@ Submit = Callable[[Submission | Inbound], Awaitable[Receipt]]
 def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = None,
                api: ApiSettings | None = None, submit: Submit | None = None,
                routes: Mapping[str, Route] | None = None,
-               blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None) -> FastAPI:
+               blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None,
+               pcd01_route: Route | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
     ``submit`` stores a submission through the channel (the engine passes its group committer; without
     one, each submission is stored in a transaction of its own); ``blocking_submit`` is the same for the SOAP
-endpoints, which run in worker threads; ``routes`` are the configured routes by name
+endpoints, which run in worker threads; ``pcd01_route`` is the MLLP route whose HL7 path PCD-01 over
+SOAP takes; ``routes`` are the configured routes by name
     (/api/v1/channels lists them before their first message).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
@@ -46,7 +48,8 @@ endpoints, which run in worker threads; ``routes`` are the configured routes by 
     if store is not None:
         for router in rest.routers():
             app.include_router(router)
-        app.mount("/soap", soap_app(store, submit=blocking_submit, users=app.state.api.soap_users))
+        app.mount("/soap", soap_app(store, submit=blocking_submit, users=app.state.api.soap_users,
+                                        pcd01_route=pcd01_route))
     install_error_handlers(app)
     return app
 

@@ -54,6 +54,11 @@ class Engine:
     listeners: list[MllpServer] = field(default_factory=list)
     http: _HttpServer | None = None
 
+    def pcd01_route(self) -> Route | None:
+        """PCD-01 over SOAP takes the HL7 path of the MLLP route named default, else of the first route."""
+        chosen = next((c for c in self.routes if c.name == "default"), self.routes[0] if self.routes else None)
+        return chosen.to_route() if chosen else None
+
     def health(self) -> dict[str, Any]:
         channels = [{"route": s.name, "port": s.port, "listening": s.listening, "connections": s.connections}
                     for s in self.listeners]
@@ -126,7 +131,8 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
             log.info("listening", extra={"route": listener.name, "port": listener.port, "protocol": "mllp"})
         app = create_app(engine.health, store=engine.store, api=engine.api, submit=engine.committer.submit,
                          routes={config.name: config.to_route() for config in engine.routes},
-                         blocking_submit=_from_threads(engine.committer, loop))
+                         blocking_submit=_from_threads(engine.committer, loop),
+                         pcd01_route=engine.pcd01_route())
         engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))

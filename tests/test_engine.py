@@ -187,3 +187,7 @@ def test_soap_and_pcd01_share_the_group_committer(sqlite_url: str, routes: Path)
             fixture("pcd01_nibp.hl7").decode("ascii"))
         assert "MSA|AA|MSGID1234" in ack and engine.committer.messages == before + 1
     assert count(sqlite_url, device_readings) == 2
+    database = create_engine(sqlite_url)
+    with database.connect() as conn:  # PCD-01 took the HL7 path of the MLLP route
+        assert conn.execute(select(messages.c.route)).scalar_one() == "ward"
+    database.dispose()
