@@ -23,20 +23,23 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
                api: ApiSettings | None = None, submit: Submit | None = None,
                routes: Mapping[str, Route] | None = None,
                blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None,
-               pcd01_route: Route | None = None) -> FastAPI:
+               pcd01_route: Route | None = None, rest_route: Route | None = None,
+               soap_route: Route | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
     ``submit`` stores a submission through the channel (the engine passes its group committer; without
     one, each submission is stored in a transaction of its own); ``blocking_submit`` is the same for the SOAP
 endpoints, which run in worker threads; ``pcd01_route`` is the MLLP route whose HL7 path PCD-01 over
-SOAP takes; ``routes`` are the configured routes by name
+SOAP takes; ``rest_route`` and ``soap_route`` the routes REST and SOAP submissions take (default: routes
+named rest and soap); ``routes`` are the configured routes by name
     (/api/v1/channels lists them before their first message).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
     app.state.api = api or ApiSettings()
     app.state.routes = dict(routes or {})
+    app.state.rest_route = rest_route or Route(name="rest")
     app.state.submit = submit or (_store_alone(store) if store is not None else None)
 
     @app.get("/healthz", summary="Liveness: the engine runs and its listeners are up")
@@ -49,7 +52,7 @@ SOAP takes; ``routes`` are the configured routes by name
         for router in rest.routers():
             app.include_router(router)
         app.mount("/soap", soap_app(store, submit=blocking_submit, users=app.state.api.soap_users,
-                                        pcd01_route=pcd01_route))
+                                        pcd01_route=pcd01_route, soap_route=soap_route))
     install_error_handlers(app)
     return app
 

@@ -26,6 +26,7 @@ from engine.channel import Channel, Inbound, Receipt, Route, Submission
 from engine.group_commit import GroupCommitter
 from engine.migrations import MigrationError, pending, upgrade
 from engine.routes import RouteConfig, load_routes
+from engine.routes.source import MllpSource
 from engine.settings import Settings
 
 log = logging.getLogger("vitalsstream.engine")
@@ -55,9 +56,15 @@ class Engine:
     http: _HttpServer | None = None
 
     def pcd01_route(self) -> Route | None:
-        """PCD-01 over SOAP takes the HL7 path of the MLLP route named default, else of the first route."""
-        chosen = next((c for c in self.routes if c.name == "default"), self.routes[0] if self.routes else None)
+        """PCD-01 over SOAP takes the HL7 path of the MLLP route named default, else of the first one."""
+        mllp = [c for c in self.routes if isinstance(c.source, MllpSource)]
+        chosen = next((c for c in mllp if c.name == "default"), mllp[0] if mllp else None)
         return chosen.to_route() if chosen else None
+
+    def submission_route(self, kind: str) -> Route:
+        """The route REST or SOAP submissions take: the route file with that source kind, else a default."""
+        config = next((c for c in self.routes if c.source.kind == kind), None)
+        return config.to_route() if config else Route(name=kind)
 
     def health(self) -> dict[str, Any]:
         channels = [{"route": s.name, "port": s.port, "listening": s.listening, "connections": s.connections}
@@ -79,7 +86,8 @@ def build(settings: Settings) -> Engine:
     committer = GroupCommitter(Channel(store), writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
     engine = Engine(settings, routes, store, committer, api)
     for config in routes:
-        engine.listeners.append(_listener(config, config.to_route(), committer))
+        if isinstance(config.source, MllpSource):
+            engine.listeners.append(_listener(config, config.to_route(), committer))
     return engine
 
 
@@ -132,7 +140,8 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
         app = create_app(engine.health, store=engine.store, api=engine.api, submit=engine.committer.submit,
                          routes={config.name: config.to_route() for config in engine.routes},
                          blocking_submit=_from_threads(engine.committer, loop),
-                         pcd01_route=engine.pcd01_route())
+                         pcd01_route=engine.pcd01_route(), rest_route=engine.submission_route("rest"),
+                         soap_route=engine.submission_route("soap"))
         engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))

@@ -191,3 +191,16 @@ def test_soap_and_pcd01_share_the_group_committer(sqlite_url: str, routes: Path)
     with database.connect() as conn:  # PCD-01 took the HL7 path of the MLLP route
         assert conn.execute(select(messages.c.route)).scalar_one() == "ward"
     database.dispose()
+
+
+def test_rest_and_soap_submissions_take_their_route_files(sqlite_url: str, routes: Path) -> None:
+    (routes / "devices.yaml").write_text("source: {kind: rest}\n")
+    with running(sqlite_url, routes) as engine:
+        assert [listener.name for listener in engine.listeners] == ["ward"]  # no listener for a rest route
+        posted = httpx.post(f"http://127.0.0.1:{engine.settings.http_port}/api/v1/devices/APP-2/readings",
+                            json={"patient_id": "P-R", "timestamp": "2024-03-05T10:10:00Z", "spo2": 97}, timeout=30)
+    assert posted.status_code == 201
+    database = create_engine(sqlite_url)
+    with database.connect() as conn:
+        assert conn.execute(select(messages.c.route)).scalar_one() == "devices"
+    database.dispose()

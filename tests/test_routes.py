@@ -36,9 +36,10 @@ def test_shipped_routes_check_clean() -> None:
 
 
 def test_shipped_default_route_listens_on_loopback_2575_unless_the_environment_says_otherwise() -> None:
-    (default,) = load_routes(ROUTES, env={})
+    default, rest, soap = load_routes(ROUTES, env={})
     assert (default.name, default.source.host, default.source.port) == ("default", "127.0.0.1", 2575)
-    (moved,) = load_routes(ROUTES, env={"VITALS_MLLP_HOST": "0.0.0.0", "VITALS_MLLP_PORT": "12575"})
+    assert (rest.name, rest.source.kind, soap.name, soap.source.kind) == ("rest", "rest", "soap", "soap")
+    moved, _, _ = load_routes(ROUTES, env={"VITALS_MLLP_HOST": "0.0.0.0", "VITALS_MLLP_PORT": "12575"})
     assert (moved.source.host, moved.source.port) == ("0.0.0.0", 12575)
 
 
@@ -292,9 +293,9 @@ BROKEN = [
               "icu.yaml:5:26: source.tls.require_client_cert: needs 'client_ca', the CA that signs the client "
               "certificates"], id="tls-cert-without-key"),
     pytest.param("""
-        source: {kind: soap, port: 8080}
+        source: {kind: fhir, port: 8080}
         destinations: [{kind: sql}, {}]
-        """, ["icu.yaml:1:16: source.kind: unknown kind 'soap' (one of: mllp)",
+        """, ["icu.yaml:1:16: source.kind: unknown kind 'fhir' (one of: mllp, rest, soap)",
               "icu.yaml:2:29: destinations[1].kind: required key is missing (one of: sql)"], id="unknown-kinds"),
     pytest.param("""
         name: icu
@@ -380,3 +381,10 @@ def test_load_route_file_raises_with_the_files_errors(tmp_path: Path) -> None:
         load_route_file(tmp_path / "icu.yaml", env={})
     assert lines(raised.value.errors, tmp_path) == [
         "icu.yaml:1:22: source.prot: unknown key 'prot' - did you mean 'port'?"]
+
+
+def test_one_route_takes_each_kind_of_http_submission(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("source: {kind: rest}\n")
+    (tmp_path / "b.yaml").write_text("source: {kind: rest}\n")
+    errors = [str(error) for error in check_routes(tmp_path, env={})]
+    assert len(errors) == 1 and "b.yaml:1:16: source.kind: route 'a' already takes rest submissions" in errors[0]

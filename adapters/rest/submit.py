@@ -28,7 +28,6 @@ from engine.channel import Route, Submission
 from transforms.rest_json import FIELDS, readings_from_body
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], dependencies=[Depends(require_write_key)])
-REST_ROUTE = Route(name="rest")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(days=1)
 
@@ -80,7 +79,8 @@ async def submit(device_id: DeviceId, body: VitalsBody, request: Request, store:
     key = idempotency_key or uuid.uuid4().hex
     readings = readings_from_body(body.model_dump(), device_id, key)
     peer = f"{request.client.host}:{request.client.port}" if request.client else ""
-    submission = Submission(await request.body(), REST_ROUTE, "REST", device_id, key, readings, peer)
+    route: Route = request.app.state.rest_route
+    submission = Submission(await request.body(), route, "REST", device_id, key, readings, peer)
     receipt = await request.app.state.submit(submission)
     if receipt.message_id is None:
         raise HTTPException(503, "the readings could not be stored; send them again later")

@@ -27,14 +27,16 @@ MAX_BODY = 2 * 1024 * 1024
 
 
 def soap_app(store: SqlStore, submit: SyncDeliver | None = None, max_body: int = MAX_BODY,
-             workers: int = 10, pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = ()) -> Any:
+             workers: int = 10, pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = (),
+             soap_route: Route | None = None) -> Any:
     """The SOAP endpoints as one ASGI app.
 
     ``submit`` stores a Submission through the channel and returns its Receipt; it is called from a WSGI
     worker thread, so it must be synchronous and thread-safe (the engine passes a wrapper around its group
     committer). Without one, each submission is stored in a transaction of its own. It receives SOAP
     Submissions and, from PCD-01, HL7 ``Inbound`` messages (both as GroupCommitter.submit takes them).
-    ``pcd01_route`` is the route PCD-01 messages take (default ``Route()``, the default MLLP route's behaviour).
+    ``pcd01_route`` is the route PCD-01 messages take (default ``Route()``, the default MLLP route's behaviour);
+    ``soap_route`` the route SubmitVitals submissions take (default: a route named soap).
     ``users`` ((name, password) pairs, ApiSettings.soap_users): none, the endpoints are open; else every
     request but a WSDL GET needs HTTP Basic or a WS-Security UsernameToken (adapters/soap/security.py).
     """
@@ -43,7 +45,7 @@ def soap_app(store: SqlStore, submit: SyncDeliver | None = None, max_body: int =
         warnings.simplefilter("ignore", DeprecationWarning)
         from adapters.soap.app import build
     _modernise_six_importers()
-    return build(store, submit, max_body, workers, pcd01_route, users)
+    return build(store, submit, max_body, workers, pcd01_route, users, soap_route)
 
 
 def _modernise_six_importers() -> None:

@@ -24,10 +24,11 @@ PATHS = {"/vitals": Soap11, "/vitals12": Soap12}
 
 
 def build(store: SqlStore, submit: SyncDeliver | None, max_body: int, workers: int,
-          pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = ()) -> Any:
+          pcd01_route: Route | None = None, users: Iterable[tuple[str, str]] = (),
+          soap_route: Route | None = None) -> Any:
     silence_spyne()
     deliver = submit or store_alone(store)
-    deps = Deps(store, deliver)
+    deps = Deps(store, deliver, soap_route or Route(name="soap"))
     spyne_apps = {path: spyne_application(protocol, deps) for path, protocol in PATHS.items()}
     spyne_apps["/pcd01"] = pcd01_application(PcdDeps(deliver, pcd01_route or Route()))
     users = tuple(users)

@@ -25,7 +25,6 @@ from engine.channel import Receipt, Route, Submission
 from transforms.soap_vitals import SoapInputError, readings_from_soap
 
 log = logging.getLogger("vitalsstream.soap")
-SOAP_ROUTE = Route(name="soap")
 SyncSubmit = Callable[[Submission], Receipt]
 UNAVAILABLE = "the service cannot reach its database; send the request again later"
 STATES = ("open", "acknowledged", "resolved")
@@ -37,6 +36,7 @@ MAX_TEXT = 200
 class Deps:
     store: SqlStore
     submit: SyncSubmit
+    route: Route  # the route SubmitVitals submissions take
 
 
 def client_fault(text: str) -> Fault:
@@ -128,7 +128,7 @@ def _submit_vitals(ctx: Any, readings: Any, caller: Any, key: Any) -> Any:
         raise client_fault(str(error)) from None
     env = ctx.transport.req_env
     raw = env.get("asgi.scope", {}).get("vitalsstream.body", b"")
-    receipt = _deps(ctx).submit(Submission(raw, SOAP_ROUTE, "SOAP", caller, key, mapped,
+    receipt = _deps(ctx).submit(Submission(raw, _deps(ctx).route, "SOAP", caller, key, mapped,
                                            f"{env.get('REMOTE_ADDR', '')}:{env.get('REMOTE_PORT', '')}"))
     if receipt.message_id is None:
         raise server_fault("the readings could not be stored; send them again later")

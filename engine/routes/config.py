@@ -13,7 +13,7 @@ from pydantic import AfterValidator, Field
 from engine.channel import Route
 from engine.routes.base import ConfigModel, broken_rule
 from engine.routes.destination import DESTINATION_KINDS, SqlDestination
-from engine.routes.source import SOURCE_KINDS
+from engine.routes.source import SOURCE_KINDS, MllpSource
 from engine.routes.transform import TRANSFORM_KINDS, Hl7OruTransform
 
 _MESSAGE_TYPE = re.compile(r"^[A-Z][A-Z0-9]{2}\^[A-Z0-9]{3}$")
@@ -80,5 +80,5 @@ class RouteConfig(ConfigModel):
             sending_facilities=frozenset(self.accept.sending_facilities),
             strict=self.validation == "strict",
             log_phi=self.log_phi,
-            original_mode=self.source.ack_mode == "original",
+            original_mode=isinstance(self.source, MllpSource) and self.source.ack_mode == "original",
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.routes.config import RouteConfig
 from engine.routes.errors import ConfigError, RouteConfigError
 from engine.routes.positions import Document, read_document
-from engine.routes.source import WILDCARD_HOSTS
+from engine.routes.source import HTTP_SOURCE_KINDS, WILDCARD_HOSTS, MllpSource
 from engine.routes.validation import validate
 
 ROUTE_SUFFIX = ".yaml"
@@ -78,7 +78,7 @@ def _read_all(directory: Path, env: Mapping[str, str] | None) -> tuple[list[Load
         errors += found
         if loaded is not None:
             routes.append(loaded)
-    errors += [*_duplicate_names(routes), *_shared_ports(routes)]
+    errors += [*_duplicate_names(routes), *_shared_ports(routes), *_second_http_sources(routes)]
     return routes, sorted(errors)
 
 
@@ -96,18 +96,37 @@ def _duplicate_names(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
 
 
 def _shared_ports(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
-    for index, route in enumerate(routes):
+    listeners = [route for route in routes if isinstance(route.config.source, MllpSource)]
+    for index, route in enumerate(listeners):
         source = route.config.source
+        assert isinstance(source, MllpSource)
         if source.port == 0:
             continue
-        for earlier in routes[:index]:
+        for earlier in listeners[:index]:
             other = earlier.config.source
+            assert isinstance(other, MllpSource)
             if other.port == source.port and _overlap(source.host, other.host):
                 path = ("source", "port")
                 yield route.document.error(route.document.value_at(path), path,
                                            f"{source.host}:{source.port} is already used by route "
                                            f"'{earlier.config.name}' ({_where(earlier.document, path)})")
                 break
+
+
+def _second_http_sources(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
+    """REST and SOAP submissions arrive at one endpoint each: one route per kind takes them."""
+    first: dict[str, LoadedRoute] = {}
+    for route in routes:
+        kind = route.config.source.kind
+        if kind not in HTTP_SOURCE_KINDS:
+            continue
+        if kind in first:
+            path = ("source", "kind")
+            yield route.document.error(route.document.value_at(path), path,
+                                       f"route '{first[kind].config.name}' already takes {kind} submissions "
+                                       f"({_where(first[kind].document, path)})")
+        else:
+            first[kind] = route
 
 
 def _overlap(host: str, other: str) -> bool:

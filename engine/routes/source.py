@@ -118,4 +118,17 @@ class MllpSource(ConfigModel):
                                   str(tls.client_ca) if tls.client_ca else None, tls.require_client_cert)
 
 
-SOURCE_KINDS = (MllpSource,)
+class RestSource(ConfigModel):
+    """Vitals POSTed as JSON to /api/v1/devices/{device_id}/readings on the engine's HTTP server."""
+
+    kind: Literal["rest"] = Field(description="Source kind.", examples=["rest"])
+
+
+class SoapSource(ConfigModel):
+    """SubmitVitals over SOAP 1.1 (/soap/vitals) and SOAP 1.2 (/soap/vitals12) on the engine's HTTP server."""
+
+    kind: Literal["soap"] = Field(description="Source kind.", examples=["soap"])
+
+
+SOURCE_KINDS = (MllpSource, RestSource, SoapSource)
+HTTP_SOURCE_KINDS = ("rest", "soap")  # served by the engine's HTTP server; at most one route each
