@@ -23,7 +23,6 @@ from adapters.rest.settings import ApiSettings
 from adapters.soap.security import REPLAYED, STALE, NonceCache
 from adapters.sql_store import SqlStore
 from adapters.sql_tables import messages
-from engine.migrations import upgrade
 from tests.http_client import serving
 from tests.test_soap_pcd01 import BINDING, hl7, segments
 from tests.test_soap_pcd01 import WSDL as PCD_WSDL
@@ -34,22 +33,14 @@ USERS = ApiSettings(soap_users=(("epic", PASSWORD), ("cerner", "other-pw")))
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[SqlStore]:
-    store = SqlStore.from_url(sqlite_url)
-    upgrade(store.engine)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def open_url(sqlite_store: SqlStore) -> Iterator[str]:
-    with serving(create_app(lambda: {"status": "ok"}, store=sqlite_store)) as url:
+def open_url(store: SqlStore) -> Iterator[str]:
+    with serving(create_app(lambda: {"status": "ok"}, store=store)) as url:
         yield url
 
 
 @pytest.fixture
-def url(sqlite_store: SqlStore) -> Iterator[str]:
-    with serving(create_app(lambda: {"status": "ok"}, store=sqlite_store, api=USERS)) as base:
+def url(store: SqlStore) -> Iterator[str]:
+    with serving(create_app(lambda: {"status": "ok"}, store=store, api=USERS)) as base:
         yield base
 
 
@@ -85,10 +76,10 @@ def reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.reason for r in caplog.records if r.name == "vitalsstream.soap" and hasattr(r, "reason")]
 
 
-def test_without_users_the_endpoints_are_open(open_url: str, sqlite_store: SqlStore) -> None:
+def test_without_users_the_endpoints_are_open(open_url: str, store: SqlStore) -> None:
     assert service(open_url).SubmitVitals(Reading=[reading()]).Duplicate is False
     assert segments(pcd01(open_url).CommunicatePCDData(hl7("pcd01_nibp.hl7")))["MSA"][1] == "AA"
-    assert stored(sqlite_store) == 2
+    assert stored(store) == 2
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
@@ -106,7 +97,7 @@ def test_a_username_token_passes_as_text_or_digest(url: str, version: str, use_d
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
-def test_a_wrong_password_is_a_client_fault_and_stores_nothing(url: str, sqlite_store: SqlStore,
+def test_a_wrong_password_is_a_client_fault_and_stores_nothing(url: str, store: SqlStore,
                                                                version: str) -> None:
     submit = {"Reading": [reading()]}
     refused(lambda: service(url, version, basic=("epic", "s3cret")).SubmitVitals(**submit), version)
@@ -116,7 +107,7 @@ def test_a_wrong_password_is_a_client_fault_and_stores_nothing(url: str, sqlite_
         refused(lambda token=token: service(url, version, wsse=token).SubmitVitals(**submit), version)
     right_basic_wrong_token = service(url, version, basic=("epic", PASSWORD), wsse=UsernameToken("epic", "x"))
     refused(lambda: right_basic_wrong_token.SubmitVitals(**submit), version)
-    assert stored(sqlite_store) == 0
+    assert stored(store) == 0
 
 
 @pytest.mark.parametrize("minutes", [-6, 6])
@@ -130,7 +121,7 @@ def test_a_created_more_than_5_minutes_off_is_refused(url: str, minutes: int,
     assert service(url, wsse=near).SubmitVitals(Reading=[reading()]).Duplicate is False
 
 
-def test_a_replayed_nonce_is_refused(url: str, sqlite_store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_replayed_nonce_is_refused(url: str, store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
     history = HistoryPlugin()
     client = service(url, wsse=UsernameToken("epic", PASSWORD, use_digest=True), plugins=[history])
     client.SubmitVitals(Reading=[reading()])
@@ -141,11 +132,11 @@ def test_a_replayed_nonce_is_refused(url: str, sqlite_store: SqlStore, caplog: p
     same_nonce = UsernameToken("epic", PASSWORD, use_digest=True, nonce="n-1")  # even with a new Created
     service(url, wsse=same_nonce).GetAlerts()
     refused(lambda: service(url, "1.2", wsse=same_nonce).GetAlerts(), "1.2")  # the cache spans endpoints
-    assert stored(sqlite_store) == 1 and reasons(caplog) == [REPLAYED, REPLAYED]
+    assert stored(store) == 1 and reasons(caplog) == [REPLAYED, REPLAYED]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer k-one"}])
-def test_no_credential_is_401_with_www_authenticate_basic(url: str, sqlite_store: SqlStore,
+def test_no_credential_is_401_with_www_authenticate_basic(url: str, store: SqlStore,
                                                           headers: dict[str, str]) -> None:
     with pytest.raises(TransportError) as error:
         service(url).SubmitVitals(Reading=[reading()])
@@ -155,17 +146,17 @@ def test_no_credential_is_401_with_www_authenticate_basic(url: str, sqlite_store
         answer = httpx.post(f"{url}/soap/{path}", content=b"<x/>", timeout=10,
                             headers={"Content-Type": content_type, **headers})
         assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Basic realm=")
-    assert stored(sqlite_store) == 0
+    assert stored(store) == 0
 
 
-def test_pcd01_is_protected_too(url: str, sqlite_store: SqlStore) -> None:
+def test_pcd01_is_protected_too(url: str, store: SqlStore) -> None:
     with pytest.raises(TransportError) as error:
         pcd01(url).CommunicatePCDData(hl7("pcd01_nibp.hl7"))
     assert error.value.status_code == 401
     refused(lambda: pcd01(url, UsernameToken("epic", "wrong", use_digest=True)).CommunicatePCDData(
         hl7("pcd01_nibp.hl7")), "1.2")
     ack = pcd01(url, UsernameToken("epic", PASSWORD, use_digest=True)).CommunicatePCDData(hl7("pcd01_nibp.hl7"))
-    assert segments(ack)["MSA"][1] == "AA" and stored(sqlite_store) == 1
+    assert segments(ack)["MSA"][1] == "AA" and stored(store) == 1
 
 
 def test_wsdl_gets_stay_open(url: str) -> None:
