@@ -88,10 +88,14 @@ def test_monitors_send_and_get_aa_after_the_readings_are_stored(store: SqlStore,
         response = httpx.get(f"{base}/healthz", timeout=10)
         critical = httpx.get(f"{base}/api/v1/alerts", params={"severity": "critical"}, timeout=10)
         ready = httpx.get(f"{base}/readyz", timeout=10)
+        docs = httpx.get(f"{base}/docs", timeout=10)
+        metrics = httpx.get(f"{base}/metrics", timeout=10)
         posted = httpx.post(f"{base}/api/v1/devices/APP-1/readings", timeout=30,
                             json={"patient_id": "P-APP", "timestamp": "2024-03-05T10:10:00Z", "spo2": 88})
     assert response.status_code == 200 and response.json()["channels"][0]["route"] == "ward"
     assert posted.status_code == 201 and posted.json()["alerts"][0]["severity"] == "critical"
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert metrics.status_code == 200 and "vitalsstream_" in metrics.text
     assert {a["patient_id"] for a in critical.json()["items"]} == {"G-555", "W3-2", "PACU-3301"}
     assert ready.status_code == 200
 
