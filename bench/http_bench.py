@@ -61,6 +61,7 @@ from mllp_bench import (
     _terminated,
     code_version,
     free_port,
+    ratio_rows,
 )
 from sqlalchemy import create_engine, func, select
 
@@ -493,23 +494,7 @@ def check_store(db_url: str, level: Level) -> dict[str, object]:
 
 def ratios(results: list[dict]) -> list[dict]:
     """Per client count: engine-soap / spyne-peer (like for like) and engine-rest / spyne-peer (REST vs SOAP)."""
-    rows = []
-    for clients in sorted({r["clients"] for r in results}):
-        at = {r["contender"]: r for r in results if r["clients"] == clients}
-        peer = at.get(PEER)
-        if not peer:
-            continue
-        row: dict[str, object] = {"clients": clients}
-        for engine in ("engine-soap", "engine-rest"):
-            ours = at.get(engine)
-            if ours is None:
-                continue
-            row[f"{engine} / {PEER}"] = (round(ours["requests_per_second"] / peer["requests_per_second"], 3)
-                                         if peer["requests_per_second"] else None)
-            row[f"{engine} / {PEER} p50"] = (round(ours["p50_ms"] / peer["p50_ms"], 2)
-                                             if ours["p50_ms"] and peer["p50_ms"] else None)
-        rows.append(row)
-    return rows
+    return ratio_rows(results, "clients", "requests_per_second", ("engine-soap", "engine-rest"), PEER)
 
 
 def format_report(report: dict) -> str:

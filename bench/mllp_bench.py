@@ -608,25 +608,29 @@ def check_store(db_url: str, level: Level) -> dict[str, object]:
 # Report
 # ----------------------------------------------------------------------------------------------------------
 
-def ratios(results: list[dict]) -> list[dict]:
-    """Per connection count: each engine's messages/s and p50 divided by python-hl7's."""
+def ratio_rows(results: list[dict], level: str, rate: str, engines: Sequence[str], peer: str) -> list[dict]:
+    """Per load level (``level``: connections, clients): each engine's ``rate`` and p50 divided by the peer's."""
     rows = []
-    for connections in sorted({r["connections"] for r in results}):
-        at = {r["contender"]: r for r in results if r["connections"] == connections}
-        peer = at.get(PEER)
-        if not peer:
+    for value in sorted({r[level] for r in results}):
+        at = {r["contender"]: r for r in results if r[level] == value}
+        reference = at.get(peer)
+        if not reference:
             continue
-        row: dict[str, object] = {"connections": connections}
-        for engine in ("engine-sqlite", "engine-postgres"):
+        row: dict[str, object] = {level: value}
+        for engine in engines:
             ours = at.get(engine)
             if ours is None:
                 continue
-            row[f"{engine} / {PEER}"] = (round(ours["messages_per_second"] / peer["messages_per_second"], 3)
-                                         if peer["messages_per_second"] else None)
-            row[f"{engine} / {PEER} p50"] = (round(ours["p50_ms"] / peer["p50_ms"], 2)
-                                             if ours["p50_ms"] and peer["p50_ms"] else None)
+            row[f"{engine} / {peer}"] = (round(ours[rate] / reference[rate], 3) if reference[rate] else None)
+            row[f"{engine} / {peer} p50"] = (round(ours["p50_ms"] / reference["p50_ms"], 2)
+                                             if ours["p50_ms"] and reference["p50_ms"] else None)
         rows.append(row)
     return rows
+
+
+def ratios(results: list[dict]) -> list[dict]:
+    """Per connection count: each engine's messages/s and p50 divided by python-hl7's."""
+    return ratio_rows(results, "connections", "messages_per_second", ("engine-sqlite", "engine-postgres"), PEER)
 
 
 def _number(value: object, spec: str, width: int, suffix: str = "") -> str:
