@@ -9,16 +9,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import ColumnElement, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from adapters.rest.auth import require_read_key, require_write_key
 from adapters.rest.bands import Bands, order_problems
 from adapters.rest.deps import Store
-from adapters.rest.json_rows import now, row_json
+from adapters.rest.json_rows import row_json
 from adapters.rest.params import DeviceId, PatientId, Vital
 from adapters.sql_store import SqlStore
 from adapters.sql_tables import alert_thresholds as t
+from engine.operator_actions import band_scope, delete_band, put_band
 from transforms.vitals import VITALS
 
 router = APIRouter(prefix="/api/v1/thresholds", tags=["thresholds"], dependencies=[Depends(require_read_key)])
@@ -69,46 +69,21 @@ def _scope_of(patient_id: str | None, device_id: str | None) -> str:
     return "patient" if patient_id is not None else "device" if device_id is not None else "global"
 
 
-def _where(vital: str, patient_id: str | None, device_id: str | None) -> ColumnElement[bool]:
-    return and_(t.c.vital == vital,
-                t.c.patient_id.is_(None) if patient_id is None else t.c.patient_id == patient_id,
-                t.c.device_id.is_(None) if device_id is None else t.c.device_id == device_id)
-
-
 def _put(store: SqlStore, response: Response, vital: Vital, patient_id: str | None, device_id: str | None,
          bands: Bands) -> dict[str, Any]:
     problems = order_problems(bands)
     if problems:
         raise RequestValidationError(problems)
-    values = {**bands.model_dump(), "unit": VITALS[vital.value].unit, "updated_at": now()}
-    created = _upsert(store, _where(vital.value, patient_id, device_id),
-                      {"vital": vital.value, "patient_id": patient_id, "device_id": device_id}, values)
+    values = {**bands.model_dump(), "unit": VITALS[vital.value].unit}
+    created = put_band(store, vital.value, patient_id, device_id, values)
     response.status_code = 201 if created else 200
     with store.engine.connect() as conn:
-        row = conn.execute(THRESHOLDS.where(_where(vital.value, patient_id, device_id))).one()
+        row = conn.execute(THRESHOLDS.where(band_scope(vital.value, patient_id, device_id))).one()
     return {"scope": _scope_of(patient_id, device_id), **row_json(row)}
 
 
-def _upsert(store: SqlStore, where: ColumnElement[bool], scope: dict[str, Any], values: dict[str, Any]) -> bool:
-    """Update the scope's row, else insert it; True when inserted. A concurrent insert of the same scope
-    (the unique index refuses ours) is retried once, as the update it now is."""
-    for attempt in range(2):
-        try:
-            with store.transaction() as tx:
-                if tx.conn.execute(update(t).where(where).values(values)).rowcount:
-                    return False
-                tx.conn.execute(insert(t).values({**scope, **values}))
-                return True
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
 def _delete(store: SqlStore, vital: Vital, patient_id: str | None, device_id: str | None) -> Response:
-    with store.transaction() as tx:
-        removed = tx.conn.execute(delete(t).where(_where(vital.value, patient_id, device_id))).rowcount
-    if not removed:
+    if not delete_band(store, vital.value, patient_id, device_id):
         whose = f"patient {patient_id}" if patient_id is not None else f"device {device_id}"
         raise HTTPException(404, f"there is no {vital.value} band for {whose}")
     return Response(status_code=204)

@@ -12,16 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException
 from spyne import DateTime, Integer, Iterable, ServiceBase, Unicode, rpc
 from spyne.model.fault import Fault
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.rest.alert_actions import change_state
 from adapters.soap import rows
 from adapters.soap.types import Alert, Reading, StoredReading, SubmitResult
 from adapters.sql_store import SqlStore, utc_naive
 from engine.channel import Receipt, Route, Submission
+from engine.operator_actions import ActionRefused, change_alert_state
 from transforms.soap_vitals import SoapInputError, readings_from_soap
 
 log = logging.getLogger("vitalsstream.soap")
@@ -167,7 +166,7 @@ def _resolve_alert(ctx: Any, alert_id: Any, by: Any) -> Any:
 
 
 def _change(ctx: Any, alert_id: int | None, action: str, by: str | None) -> Alert:
-    """adapters/rest/alert_actions.change_state: a guarded UPDATE, so of two racing callers one wins."""
+    """engine.operator_actions.change_alert_state: a guarded UPDATE, so of two racing callers one wins."""
     by = by.strip() if by else ""
     if not by or len(by) > 100:
         raise client_fault("By must name who acts (1 to 100 characters)")
@@ -175,8 +174,8 @@ def _change(ctx: Any, alert_id: int | None, action: str, by: str | None) -> Aler
         raise client_fault("AlertId must be a positive alert id")
     store = _deps(ctx).store
     try:
-        change_state(store, alert_id, action, by)
-    except HTTPException as refused:
-        raise client_fault(str(refused.detail)) from None
+        change_alert_state(store, alert_id, action, by)
+    except ActionRefused as refused:
+        raise client_fault(str(refused)) from None
     return rows.alert_by_id(store, alert_id)
 
