@@ -33,7 +33,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,10 +57,10 @@ from mllp_bench import (
     _positive_ints,
     _Snapshot,
     _start,
-    _terminated,
     code_version,
     free_port,
     ratio_rows,
+    run_and_report,
 )
 from sqlalchemy import create_engine, func, select
 
@@ -651,18 +650,7 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _arguments(argv)
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        report, status = run(args)
-    except KeyboardInterrupt:
-        print("interrupted; every server was stopped", file=sys.stderr)
-        return 130
-    if status == 2:
-        print(f"cannot start a server: {report['problems'][0]}", file=sys.stderr)
-        return status
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return status
+    return run_and_report(_arguments(argv), run, format_report)
 
 
 if __name__ == "__main__":

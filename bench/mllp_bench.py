@@ -821,8 +821,10 @@ def _terminated(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # SIGTERM: the same clean stop as Ctrl-C
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _arguments(argv)
+def run_and_report(args: argparse.Namespace, run: Callable[[argparse.Namespace], tuple[dict, int]],
+                   format_report: Callable[[dict], str]) -> int:
+    """The benchmarks' main: run, stop cleanly on Ctrl-C or SIGTERM (130), print the table or JSON.
+    Exit status: 0 all well, 1 any error, 2 a server could not start."""
     signal.signal(signal.SIGTERM, _terminated)
     try:
         report, status = run(args)
@@ -830,10 +832,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; every server was stopped", file=sys.stderr)
         return 130
     if status == 2:
-        print(f"cannot start a contender: {report['problems'][0]}", file=sys.stderr)
+        print(f"cannot start a server: {report['problems'][0]}", file=sys.stderr)
         return status
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_and_report(_arguments(argv), run, format_report)
 
 
 if __name__ == "__main__":
