@@ -5,7 +5,7 @@ every column named here exists in the migrated schema of each dialect. All times
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -96,4 +96,47 @@ schema_version = Table(
     Column("name", String(200), nullable=False),
     Column("checksum", String(64), nullable=False),
     Column("applied_at", DateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("destination", String(100), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("message_id", BigInteger),
+    Column("alert_id", BigInteger),
+    Column("patient_id", String(100), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", DateTime),
+    Column("remote_id", String(200)),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+)
+
+outbox_attempts = Table(
+    "outbox_attempts", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("node", String(100), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("remote_id", String(200)),
+    Column("error", Text),
+)
+
+destinations = Table(
+    "destinations", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("paused", Boolean, nullable=False),
+    Column("changed_at", DateTime, nullable=False),
+    Column("changed_by", String(100), nullable=False),
 )

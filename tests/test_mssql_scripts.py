@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 import sqlglot
-from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, String, Text, create_engine, select, text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, String, Text, create_engine, select, text
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +49,12 @@ def mssql_trees() -> list[sqlglot.Expression]:
 
 def postgresql_trees(name: str) -> list[sqlglot.Expression]:
     return parse((SQL_DIR / "postgresql" / name).read_text(encoding="utf-8"), "postgres")
+
+
+def postgresql_schema_trees() -> list[sqlglot.Expression]:
+    """Every PostgreSQL script that creates tables and indexes (the evaluation function is compared apart)."""
+    return [tree for script in scripts("postgresql") if "evaluate" not in script.path.name
+            for tree in postgresql_trees(script.path.name)]
 
 
 def all_batches() -> list[object]:
@@ -285,7 +291,7 @@ def _postgresql_type(data_type: exp.DataType) -> str:
     if varchar:
         return f"NVARCHAR({varchar.group(1)})"
     return {"BIGINT": "BIGINT", "INT": "INTEGER", "TEXT": "NVARCHAR(MAX)", "DOUBLE PRECISION": "FLOAT",
-            "TIMESTAMP": "DATETIME2(6)"}[sql]
+            "TIMESTAMP": "DATETIME2(6)", "BOOLEAN": "BIT"}[sql]
 
 
 def _tables(trees: list[sqlglot.Expression], dialect: str) -> dict[str, TableDef]:
@@ -344,6 +350,8 @@ def _sqlalchemy_type(column: Column) -> str:
         return f"NVARCHAR({kind.length})"
     if isinstance(kind, Float):
         return "FLOAT"
+    if isinstance(kind, Boolean):
+        return "BIT"
     if isinstance(kind, DateTime):
         return "DATETIME2(6)"
     raise AssertionError(f"no T-SQL type known for {column}")
@@ -363,11 +371,11 @@ def test_schema_creates_every_table_and_column_of_sql_tables() -> None:
 
 
 def test_schema_matches_postgresql_table_for_table() -> None:
-    assert _tables(mssql_trees(), "tsql") == _tables(postgresql_trees("001_schema.sql"), "postgres")
+    assert _tables(mssql_trees(), "tsql") == _tables(postgresql_schema_trees(), "postgres")
 
 
 def test_schema_has_the_postgresql_indexes_with_the_same_filters() -> None:
-    assert _indexes(mssql_trees()) == _indexes(postgresql_trees("001_schema.sql"))
+    assert _indexes(mssql_trees()) == _indexes(postgresql_schema_trees())
 
 
 def test_every_object_is_created_only_if_missing() -> None:
