@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Row, make_url
 
-from adapters.sql_tables import device_readings, messages
+from adapters.sql_tables import alerts, device_readings, messages, outbox
 from engine.migrations import SQL_DIR, statements
 from transforms.vitals import VitalsReading
 
@@ -134,20 +134,41 @@ def _sqlite_timestamp(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}.{moment.microsecond:06d}"
 
 
-def _readings_insert(engine: Engine) -> CopyInsert | DriverInsert | CoreInsert:
-    """The fastest correct way to insert reading rows on this dialect (the hot path's biggest insert)."""
+OUTBOX_COLUMNS = ("destination", "route", "kind", "idempotency_key", "message_id", "alert_id", "patient_id",
+                  "payload", "state", "attempts", "next_attempt_at", "created_at")
+_OUTBOX_TIMES = (OUTBOX_COLUMNS.index("next_attempt_at"), OUTBOX_COLUMNS.index("created_at"))
+
+# The alerts a batch raised: those whose raising reading belongs to one of its messages.
+_RAISED_ALERTS = (
+    select(alerts, device_readings.c.message_id)
+    .join(device_readings, device_readings.c.id == alerts.c.reading_id)
+    .where(device_readings.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(alerts.c.id))
+# Was this patient's alert of the same vital and kind notified to a destination since a time?
+_NOTIFIED_SINCE = (
+    select(outbox.c.id).join(alerts, alerts.c.id == outbox.c.alert_id)
+    .where(outbox.c.destination == bindparam("destination"), outbox.c.kind == "alert",
+           outbox.c.state != "SUPPRESSED", outbox.c.created_at >= bindparam("since"),
+           alerts.c.patient_id == bindparam("patient_id"), alerts.c.vital == bindparam("vital"),
+           alerts.c.kind == bindparam("alert_kind"))
+    .limit(1))
+
+
+def _fast_insert(engine: Engine, table: Table, columns: Sequence[str]) -> CopyInsert | DriverInsert | CoreInsert:
+    """The fastest correct way to insert many rows on this dialect (readings: the hot path's biggest insert)."""
     if engine.dialect.name == "postgresql":
-        return CopyInsert(device_readings, READING_COLUMNS)
+        return CopyInsert(table, columns)
     if engine.dialect.name == "sqlite":
-        return DriverInsert(engine, device_readings, READING_COLUMNS)
-    return CoreInsert(device_readings, READING_COLUMNS)
+        return DriverInsert(engine, table, columns)
+    return CoreInsert(table, columns)
 
 
 class SqlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.readings_insert = _readings_insert(engine)
+        self.readings_insert = _fast_insert(engine, device_readings, READING_COLUMNS)
+        self.outbox_insert = _fast_insert(engine, outbox, OUTBOX_COLUMNS)
         self.timestamp: Callable[[datetime], Any] = _sqlite_timestamp if self.dialect == "sqlite" else _same
         self._sqlite_evaluation = (
             [text(s) for s in statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")]
@@ -174,6 +195,7 @@ class StoreTransaction:
     def __init__(self, conn: Connection, store: SqlStore):
         self.conn = conn
         self._store = store
+        self.outbox_rows = 0  # written by this transaction: the outbox worker is woken after the commit
 
     def messages_with_keys(self, keys: Iterable[MessageKey]) -> dict[MessageKey, list[Row]]:
         """Earlier messages with these duplicate keys (sender, facility, MSH-10), oldest first, by key."""
@@ -231,3 +253,29 @@ class StoreTransaction:
             self.conn.execute(statement, {"message_ids": json.dumps(ids)})
             touched += int(self.conn.exec_driver_sql("SELECT changes()").scalar_one())
         return touched
+
+    def raised_alerts(self, message_ids: Sequence[int]) -> list[Row]:
+        """Alerts raised by these messages' readings (alerts rows plus the raising message_id), oldest first."""
+        if not message_ids:
+            return []
+        return list(self.conn.execute(_RAISED_ALERTS, {"message_ids": [int(i) for i in message_ids]}))
+
+    def notified_since(self, destination: str, alert: Row, since: datetime) -> bool:
+        """Did ``destination`` get (or queue) an alert of this patient, vital and kind since ``since``?"""
+        return self.conn.execute(_NOTIFIED_SINCE, {
+            "destination": destination, "since": utc_naive(since), "patient_id": alert.patient_id,
+            "vital": alert.vital, "alert_kind": alert.kind}).first() is not None
+
+    def add_outbox(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert outbox rows (tuples in OUTBOX_COLUMNS order) in one statement."""
+        if not rows:
+            return
+        stamp = self._store.timestamp
+        fixed = []
+        for row in rows:
+            values = list(row)
+            for index in _OUTBOX_TIMES:
+                values[index] = stamp(utc_naive(values[index]))
+            fixed.append(tuple(values))
+        self._store.outbox_insert.execute(self.conn, fixed)
+        self.outbox_rows += len(rows)

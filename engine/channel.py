@@ -3,7 +3,8 @@
 1. receive: decode the bytes (MSH-18), read MSH; an ACK is never acknowledged.
 2. transform: pure functions turn the message into canonical readings, or a list of problems.
 3. store: ONE transaction holds the duplicate check, the message row (with the ACK it will get), the
-   readings, and alert evaluation in the database.
+   readings, alert evaluation in the database, and the outbox rows of the route's outbox destinations
+   (engine/outbox_rows.py): what is stored is never forgotten by the EHR or the people on call.
 4. answer: the ACKs are handed back only after that transaction committed. If the store fails, the
    sender gets AR with ERR 207 and nothing is kept: it may resend.
 
@@ -16,12 +17,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from adapters.sql_store import MessageKey, SqlStore, StoreTransaction, utc_naive
+from engine.outbox_rows import OutboxTarget, alert_row, observation_rows, takes_alert
 from transforms.errors import APPLICATION_INTERNAL_ERROR, DUPLICATE_KEY, Location, MessageProblems, Problem
 from transforms.hl7.ack import Outcome, acknowledgements
 from transforms.hl7.charset import decode_with_codec
@@ -48,6 +50,7 @@ class Route:
     strict: bool = False  # conformance validation through hl7apy, on top of our tolerant parse
     log_phi: bool = False  # may message content appear in logs
     original_mode: bool = False  # always one application ACK (AA/AE/AR), whatever MSH-15/16 ask
+    outbox: tuple[OutboxTarget, ...] = ()  # destinations beyond the database: rows written with the message
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,12 @@ class _Plan:
 
 
 class Channel:
-    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, store: SqlStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 outbox_written: Callable[[], None] = lambda: None):
+        """``outbox_written`` is called after a commit that wrote outbox rows (it wakes the outbox worker)."""
         self.store = store
         self.clock = clock
+        self.outbox_written = outbox_written
 
     def dispatch(self, raw: bytes, route: Route, peer: str = "") -> Receipt:
         """Take one message through the whole path; the returned ACKs are safe to send (committed)."""
@@ -177,8 +183,11 @@ class Channel:
         if len(works) > 1:
             try:
                 with self.store.transaction() as tx:
-                    return [receipt for chunk in _chunks_with_unique_keys(list(works))
-                            for receipt in self._record(tx, chunk)]
+                    receipts = [receipt for chunk in _chunks_with_unique_keys(list(works))
+                                for receipt in self._record(tx, chunk)]
+                if tx.outbox_rows:
+                    self.outbox_written()
+                return receipts
             except (SQLAlchemyError, OSError) as error:
                 log.warning("shared transaction failed, storing one by one",
                             extra={"messages": len(works), "error": type(error).__name__})
@@ -199,7 +208,10 @@ class Channel:
         for attempt in range(2):
             try:
                 with self.store.transaction() as tx:
-                    return self._record(tx, [work])[0]
+                    receipt = self._record(tx, [work])[0]
+                if tx.outbox_rows:
+                    self.outbox_written()
+                return receipt
             except IntegrityError:
                 if attempt == 0:
                     continue  # a concurrent copy committed first: look again, it is a duplicate now
@@ -246,9 +258,27 @@ class Channel:
         tx.add_readings([(p.message_id, r) for p in stored for r in p.work.readings if p.message_id],
                         utc_naive(self.clock()))
         alerts = tx.evaluate_alerts([p.message_id for p in stored if p.message_id and p.work.readings])
+        self._enqueue(tx, [p for p in stored if p.work.route.outbox and p.work.readings], alerts)
         for plan in new:
             _log_outcome(plan)
         return [plan.receipt(alerts) for plan in plans]
+
+    def _enqueue(self, tx: StoreTransaction, stored: list[_Plan], alerts: int) -> None:
+        """Outbox rows for what this transaction stored and raised, for the routes' outbox destinations."""
+        if not stored:
+            return
+        now = utc_naive(self.clock())
+        rows = [row for p in stored if p.message_id
+                for row in observation_rows(p.work.route.outbox, p.work.route.name, p.message_id, p.work.readings, now)]
+        routes = {p.message_id: p.work.route for p in stored if any(t.alerts for t in p.work.route.outbox)}
+        for alert in tx.raised_alerts(list(routes)) if alerts and routes else ():
+            route = routes[alert.message_id]
+            for target in route.outbox:
+                if takes_alert(target, alert.severity):
+                    suppressed = target.suppress_seconds > 0 and tx.notified_since(
+                        target.name, alert, now - timedelta(seconds=target.suppress_seconds))
+                    rows.append(alert_row(target, "alert", alert, route.name, alert.message_id, now, suppressed))
+        tx.add_outbox(rows)
 
     def _plan(self, work: Prepared, earlier: list[Row]) -> _Plan:
         """Decide what becomes of one message: its status, its ACKs, whether a row is written."""

@@ -180,6 +180,9 @@ def test_tls_settings_become_the_listeners_ssl_context(tmp_path: Path) -> None:
     ("$${PORT} costs $5 and $$", {}, "${PORT} costs $5 and $$"),
     ("${URL:-http://a/b?c=d}", {}, "http://a/b?c=d"),
     ("no references", {}, "no references"),
+    ("${EHR:+true}", {"EHR": "http://ehr"}, "true"),
+    ("${EHR:+true}", {"EHR": ""}, ""),
+    ("${EHR:+true}", {}, ""),
 ])
 def test_interpolation(text: str, env: dict[str, str], expected: str) -> None:
     assert interpolate(text, env) == expected
@@ -188,8 +191,8 @@ def test_interpolation(text: str, env: dict[str, str], expected: str) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("${MISSING}", "environment variable MISSING is not set (write ${MISSING:-default} to give a default)"),
     ("${MISSING", "'${' without a closing '}' (write '$${' for a literal '${')"),
-    ("${1X}", "'${1X}' is not ${NAME} or ${NAME:-default}"),
-    ("${X-default}", "'${X-default}' is not ${NAME} or ${NAME:-default}"),
+    ("${1X}", "'${1X}' is not ${NAME}, ${NAME:-default} or ${NAME:+word}"),
+    ("${X-default}", "'${X-default}' is not ${NAME}, ${NAME:-default} or ${NAME:+word}"),
 ])
 def test_interpolation_errors(text: str, message: str) -> None:
     with pytest.raises(InterpolationError) as raised:
@@ -296,7 +299,36 @@ BROKEN = [
         source: {kind: fhir, port: 8080}
         destinations: [{kind: sql}, {}]
         """, ["icu.yaml:1:16: source.kind: unknown kind 'fhir' (one of: mllp, rest, soap)",
-              "icu.yaml:2:29: destinations[1].kind: required key is missing (one of: sql)"], id="unknown-kinds"),
+              "icu.yaml:2:29: destinations[1].kind: required key is missing (one of: sql, ehr_soap, notify)"],
+                 id="unknown-kinds"),
+    pytest.param("""
+        source: {kind: mllp}
+        destinations:
+          - {kind: ehr_soap, name: ehr, endpoint: "ftp://ehr", username: me}
+          - {kind: notify, name: pager, slack: {url: "https://hooks.example/x"}, webhook: {url: "http://h/y"}}
+          - {kind: notify, name: ehr, email: {host: smtp, sender: nobody, to: []}, severities: [info]}
+        """, ["icu.yaml:3:5: destinations[0].password: username and password go together (WS-Security "
+              "UsernameToken)",
+              "icu.yaml:3:43: destinations[0].endpoint: 'ftp://ehr' is not an http:// or https:// URL",
+              "icu.yaml:4:5: destinations[1]: needs exactly one of webhook, slack, email (found: webhook, slack)",
+              "icu.yaml:5:59: destinations[2].email.sender: 'nobody' is not an email address",
+              "icu.yaml:5:71: destinations[2].email.to: must not be empty",
+              "icu.yaml:5:89: destinations[2].severities[0]: must be 'warning' or 'critical' (got 'info')"],
+                 id="outbox-destinations"),
+    pytest.param("""
+        source: {kind: mllp}
+        destinations:
+          - {kind: ehr_soap, name: ehr}
+          - {kind: notify, name: ehr, webhook: {url: "http://h/y"}}
+        """, ["icu.yaml:3:3: destinations: needs exactly one destination of kind sql: every message is stored in "
+              "the engine's database before it is acknowledged"], id="no-sql-destination"),
+    pytest.param("""
+        source: {kind: mllp}
+        destinations:
+          - {kind: sql}
+          - {kind: ehr_soap, name: ehr}
+          - {kind: notify, name: ehr, webhook: {url: "http://h/y"}}
+        """, ["icu.yaml:5:26: destinations[2].name: destination name 'ehr' is used twice"], id="destination-twice"),
     pytest.param("""
         name: icu
         source: {kind: mllp}
@@ -388,3 +420,35 @@ def test_one_route_takes_each_kind_of_http_submission(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("source: {kind: rest}\n")
     errors = [str(error) for error in check_routes(tmp_path, env={})]
     assert len(errors) == 1 and "b.yaml:1:16: source.kind: route 'a' already takes rest submissions" in errors[0]
+
+
+def test_outbox_destination_names_are_unique_across_routes(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "a.yaml": "source: {kind: mllp, port: 2601}\ndestinations: [{kind: sql}, {kind: ehr_soap, name: ehr}]\n",
+        "b.yaml": "source: {kind: mllp, port: 2602}\ndestinations:\n  - kind: sql\n  - kind: ehr_soap\n"
+                  "    name: ehr\n",
+    })
+    assert lines(check_routes(tmp_path, env={}), tmp_path) == [
+        "b.yaml:5:11: destinations[1].name: destination name 'ehr' is already used by route 'a' (a.yaml:2:52)"]
+
+
+def test_an_outbox_destination_is_enabled_by_an_environment_variable(tmp_path: Path) -> None:
+    write(tmp_path, {"icu.yaml": """
+        source: {kind: mllp}
+        destinations:
+          - kind: sql
+          - kind: ehr_soap
+            name: ehr
+            enabled: ${VITALS_EHR_URL:+true}
+            endpoint: ${VITALS_EHR_URL:-http://unused}
+          - {kind: notify, name: pager, webhook: {url: "http://127.0.0.1:9/hook"}, severities: [warning, critical],
+             suppress_minutes: 5, resolve_notice: false}
+        """})
+    off = load_routes(tmp_path, env={})[0]
+    assert [target.name for target in off.to_route().outbox] == ["pager"]
+    on = load_routes(tmp_path, env={"VITALS_EHR_URL": "http://127.0.0.1:8090/ehr"})[0]
+    ehr, pager = on.to_route().outbox
+    assert (ehr.name, ehr.readings, ehr.alerts) == ("ehr", True, True)
+    assert (pager.readings, pager.alerts, pager.severities) == (False, True, frozenset({"warning", "critical"}))
+    assert (pager.suppress_seconds, pager.resolve_notice) == (300, False)
+    assert on.outbox_destinations()[0].endpoint == "http://127.0.0.1:8090/ehr"

@@ -8,11 +8,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from engine.channel import Route
+from engine.outbox_rows import OutboxTarget
 from engine.routes.base import ConfigModel, broken_rule
-from engine.routes.destination import DESTINATION_KINDS, SqlDestination
+from engine.routes.destination import (
+    DESTINATION_KINDS,
+    EhrSoapDestination,
+    NotifyDestination,
+    SqlDestination,
+)
 from engine.routes.source import SOURCE_KINDS, MllpSource
 from engine.routes.transform import TRANSFORM_KINDS, Hl7OruTransform
 
@@ -68,7 +74,30 @@ class RouteConfig(ConfigModel):
                           examples=[False])
     destinations: list[Destination] = Field(
         default_factory=lambda: [SqlDestination(kind="sql")], min_length=1,
-        description="Where readings go (kind: sql, the engine's database).", examples=[[{"kind": "sql"}]])
+        description="Where readings and alerts go: sql (the engine's database, always), ehr_soap (the EHR over "
+        "SOAP), notify (webhook, Slack, email).",
+        examples=[[{"kind": "sql"}, {"kind": "ehr_soap", "name": "ehr", "endpoint": "http://127.0.0.1:8090/ehr"}]])
+
+    @field_validator("destinations")
+    @classmethod
+    def _stored_once_names_unique(cls, destinations: list[Destination]) -> list[Destination]:
+        if sum(1 for item in destinations if isinstance(item, SqlDestination)) != 1:
+            raise broken_rule("needs exactly one destination of kind sql: every message is stored in the "
+                              "engine's database before it is acknowledged")
+        names: set[str] = set()
+        for index, item in enumerate(destinations):
+            name = getattr(item, "name", None)
+            if name is None:
+                continue
+            if name in names:
+                raise broken_rule(f"destination name '{name}' is used twice", at=(index, "name"))
+            names.add(name)
+        return destinations
+
+    def outbox_destinations(self) -> list[EhrSoapDestination | NotifyDestination]:
+        """The enabled destinations the outbox delivers to."""
+        return [d for d in self.destinations
+                if isinstance(d, EhrSoapDestination | NotifyDestination) and d.enabled]
 
     def to_route(self) -> Route:
         """The runtime route the channel dispatches with."""
@@ -81,4 +110,14 @@ class RouteConfig(ConfigModel):
             strict=self.validation == "strict",
             log_phi=self.log_phi,
             original_mode=isinstance(self.source, MllpSource) and self.source.ack_mode == "original",
+            outbox=tuple(_target(d) for d in self.outbox_destinations()),
         )
+
+
+def _target(destination: EhrSoapDestination | NotifyDestination) -> OutboxTarget:
+    """What the store transaction needs to know about an outbox destination."""
+    if isinstance(destination, EhrSoapDestination):
+        return OutboxTarget(destination.name, readings="readings" in destination.send,
+                            alerts="alerts" in destination.send)
+    return OutboxTarget(destination.name, readings=False, alerts=True, severities=frozenset(destination.severities),
+                        suppress_seconds=destination.suppress_minutes * 60, resolve_notice=destination.resolve_notice)

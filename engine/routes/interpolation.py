@@ -2,6 +2,8 @@
 
 - ``${VAR}``: the value of VAR; an error when VAR is not set.
 - ``${VAR:-default}``: the value of VAR, or ``default`` when VAR is unset or empty (as in a shell).
+- ``${VAR:+word}``: ``word`` when VAR is set and not empty, else empty (as in a shell), e.g.
+  ``enabled: ${VITALS_EHR_URL:+true}``.
 - ``$${``: a literal ``${`` (``$$`` elsewhere, and a lone ``$``, stay as written).
 
 Only string values are interpolated, never keys, and the result stays a string: ``port: ${PORT}``
@@ -13,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
-_INSIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+_INSIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::([-+])(.*))?", re.DOTALL)
 
 
 class InterpolationError(ValueError):
@@ -33,9 +35,11 @@ def _replacement(match: re.Match[str], env: Mapping[str, str]) -> str:
         raise InterpolationError("'${' without a closing '}' (write '$${' for a literal '${')")
     reference = _INSIDE.fullmatch(inside)
     if reference is None:
-        raise InterpolationError(f"'${{{inside}}}' is not ${{NAME}} or ${{NAME:-default}}")
-    name, default = reference.groups()
+        raise InterpolationError(f"'${{{inside}}}' is not ${{NAME}}, ${{NAME:-default}} or ${{NAME:+word}}")
+    name, operator, default = reference.groups()
     value = env.get(name)
+    if operator == "+":
+        return default if value else ""
     if value:
         return value
     if default is not None:

@@ -2,7 +2,8 @@
 
 ``check_routes`` lists problems; ``load_routes`` returns the validated routes or raises RouteConfigError
 with all of them. Files named ``*.test.yaml`` are route tests (engine/route_tests.py), not routes.
-Across files: route names are unique, and no two routes listen on the same address and port.
+Across files: route names are unique, outbox destination names are unique (each is one queue), and no
+two routes listen on the same address and port.
 """
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def _read_all(directory: Path, env: Mapping[str, str] | None) -> tuple[list[Load
         errors += found
         if loaded is not None:
             routes.append(loaded)
-    errors += [*_duplicate_names(routes), *_shared_ports(routes), *_second_http_sources(routes)]
+    errors += [*_duplicate_names(routes), *_duplicate_destinations(routes), *_shared_ports(routes),
+               *_second_http_sources(routes)]
     return routes, sorted(errors)
 
 
@@ -93,6 +95,24 @@ def _duplicate_names(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
                                        f"route name '{name}'{named} is already used by {_where(earlier, ('name',))}")
         else:
             first[name] = route
+
+
+def _duplicate_destinations(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
+    """A destination name is its outbox queue: two routes sharing one would mix their configurations."""
+    first: dict[str, tuple[LoadedRoute, tuple[str | int, ...]]] = {}
+    for route in routes:
+        for index, destination in enumerate(route.config.destinations):
+            name = getattr(destination, "name", None)
+            if name is None:
+                continue
+            path = ("destinations", index, "name")
+            if name in first:
+                earlier, earlier_path = first[name]
+                yield route.document.error(route.document.value_at(path), path,
+                                           f"destination name '{name}' is already used by route "
+                                           f"'{earlier.config.name}' ({_where(earlier.document, earlier_path)})")
+            else:
+                first[name] = (route, path)
 
 
 def _shared_ports(routes: list[LoadedRoute]) -> Iterator[ConfigError]:
@@ -134,6 +154,6 @@ def _overlap(host: str, other: str) -> bool:
     return host == other or host in WILDCARD_HOSTS or other in WILDCARD_HOSTS
 
 
-def _where(document: Document, path: tuple[str, ...]) -> str:
+def _where(document: Document, path: tuple[str | int, ...]) -> str:
     position = document.value_at(path)
     return f"{document.file}:{position.line}:{position.column}"
