@@ -6,8 +6,9 @@ A sender delivers one outbox record: ``send(kind, key, payload) -> remote id``. 
 ``payload`` is the JSON document stored in the outbox row (see docs/outbox.md for its fields).
 
 A sender that fails raises ``DeliveryFailed``: transient (timeouts, connection errors, HTTP 5xx, SOAP
-Server faults) is retried with backoff; permanent (SOAP Client faults, HTTP 4xx other than 408/429) goes
-to the dead letters at once. Any other exception is a bug in the sender and counts as transient.
+Server faults) is retried with backoff; permanent (SOAP Client faults, HTTP 3xx and 4xx other than 408,
+425 and 429) goes to the dead letters at once. Any other exception is a bug in the sender and counts as
+transient.
 """
 from __future__ import annotations
 
