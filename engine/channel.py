@@ -277,7 +277,7 @@ class Channel:
                 if takes_alert(target, alert.severity):
                     suppressed = target.suppress_seconds > 0 and tx.notified_since(
                         target.name, alert, now - timedelta(seconds=target.suppress_seconds))
-                    rows.append(alert_row(target, "alert", alert, route.name, alert.message_id, now, suppressed))
+                    rows.append(alert_row(target.name, "alert", alert, route.name, alert.message_id, now, suppressed))
         tx.add_outbox(rows)
 
     def _plan(self, work: Prepared, earlier: list[Row]) -> _Plan:

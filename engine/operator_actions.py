@@ -3,7 +3,8 @@ owned here (the engine owns transactions; the REST and SOAP adapters only transl
 
 Acknowledge: open -> acknowledged. Resolve: open or acknowledged -> resolved (a clinical act: an alert may
 be resolved without an acknowledgement first). The UPDATE is guarded by the states it may start from, so
-of two callers racing, one changes the row and the other is refused.
+of two callers racing, one changes the row and the other is refused. A resolve queues, in the same
+transaction, a resolve notice (``alert_resolved``) for every destination that was queued the alert.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from sqlalchemy import ColumnElement, and_, delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from adapters.sql_store import SqlStore
+from adapters.sql_store import SqlStore, StoreTransaction
 from adapters.sql_tables import alert_thresholds as bands
-from adapters.sql_tables import alerts
+from adapters.sql_tables import alerts, outbox
+from engine.outbox_rows import alert_row
 
 # action -> (states it may start from, the state it leaves, the column prefix recording who and when)
 ACTIONS = {"acknowledge": (("open",), "acknowledged", "acknowledged"),
@@ -44,12 +46,21 @@ def change_alert_state(store: SqlStore, alert_id: int, action: str, by: str) -> 
             update(alerts).where(alerts.c.id == alert_id, alerts.c.state.in_(starts))
             .values({"state": leaves, "updated_at": moment, f"{prefix}_at": moment, f"{prefix}_by": by})).rowcount
         row = tx.conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+        if changed == 1 and leaves == "resolved" and row is not None:
+            _queue_resolve_notices(tx, row, moment)
     if row is None:
         raise ActionRefused(f"there is no alert {alert_id}", missing=True)
     if changed != 1:
         already = "already " if row.state == leaves else ""
         raise ActionRefused(f"alert {alert_id} is {already}{row.state}: it cannot be {leaves} now")
     return row
+
+
+def _queue_resolve_notices(tx: StoreTransaction, alert: Row, now: datetime) -> None:
+    told = tx.conn.execute(select(outbox.c.destination, outbox.c.route, outbox.c.message_id)
+                           .where(outbox.c.alert_id == alert.id, outbox.c.kind == "alert",
+                                  outbox.c.state != "SUPPRESSED").order_by(outbox.c.id))
+    tx.add_outbox([alert_row(t.destination, "alert_resolved", alert, t.route, t.message_id, now) for t in told])
 
 
 def band_scope(vital: str, patient_id: str | None, device_id: str | None) -> ColumnElement[bool]:

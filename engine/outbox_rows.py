@@ -5,7 +5,8 @@
 - ``alert``: one row per raised alert and destination that takes alerts of its severity; a notify
   destination records a repeat of the same patient, vital and kind within its suppression window as
   SUPPRESSED (kept for audit, never sent).
-- ``alert_resolved``: when an operator resolves an alert (engine/operator_actions.py).
+- ``alert_resolved``: when an operator resolves an alert, for every destination that was queued the alert
+  itself (engine/operator_actions.py): whoever was told about an alert is told it is over.
 
 Idempotency keys are stable per record (``obs:<message id>:<n>``, ``alert:<alert id>``,
 ``alert_resolved:<alert id>``), so every retry carries the same key and the receiver can tell a resend.
@@ -32,7 +33,6 @@ class OutboxTarget:
     alerts: bool
     severities: frozenset[str] = frozenset({"warning", "critical"})
     suppress_seconds: float = 0.0  # notify: a repeat within this window is SUPPRESSED
-    resolve_notice: bool = True
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -71,11 +71,11 @@ def alert_payload(alert: Any, route: str, message_id: int | None) -> dict[str, A
             "message_id": message_id, "resolved_at": iso(alert.resolved_at), "resolved_by": alert.resolved_by}
 
 
-def alert_row(target: OutboxTarget, kind: str, alert: Any, route: str, message_id: int | None, now: datetime,
+def alert_row(destination: str, kind: str, alert: Any, route: str, message_id: int | None, now: datetime,
               suppressed: bool = False) -> tuple[Any, ...]:
-    """One ``alert`` or ``alert_resolved`` row for ``target``."""
+    """One ``alert`` or ``alert_resolved`` row for ``destination``."""
     payload = json.dumps(alert_payload(alert, route, message_id), separators=(",", ":"))
-    return (target.name, route, kind, f"{kind}:{alert.id}", message_id, alert.id, alert.patient_id, payload,
+    return (destination, route, kind, f"{kind}:{alert.id}", message_id, alert.id, alert.patient_id, payload,
             "SUPPRESSED" if suppressed else "PENDING", 0, now, now)
 
 

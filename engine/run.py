@@ -1,9 +1,9 @@
 """The composition root: build the store, the channel, the listeners and the HTTP server; run; stop cleanly.
 
 Start: check every route (refuse to start half-configured), upgrade an embedded SQLite database, open the
-store, start the group-commit writers, the MLLP listeners (one per route) and HTTP.
-Stop (Ctrl-C, SIGTERM): listeners stop accepting, messages in flight finish and are acknowledged, then
-the writers drain and the database connections close.
+store, start the group-commit writers, the outbox worker, the MLLP listeners (one per route) and HTTP.
+Stop (Ctrl-C, SIGTERM): listeners stop accepting, messages in flight finish and are acknowledged, the
+writers drain, deliveries in flight finish and are recorded, then the database connections close.
 """
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ from adapters.sql_store import SqlStore
 from engine.channel import Channel, Inbound, Receipt, Route, Submission
 from engine.group_commit import GroupCommitter
 from engine.migrations import MigrationError, pending, upgrade
+from engine.outbox import OutboxWorker
 from engine.routes import RouteConfig, load_routes
 from engine.routes.source import MllpSource
+from engine.senders import lanes_for
 from engine.settings import Settings
 
 log = logging.getLogger("vitalsstream.engine")
@@ -51,6 +53,7 @@ class Engine:
     routes: list[RouteConfig]
     store: SqlStore
     committer: GroupCommitter
+    outbox: OutboxWorker
     api: ApiSettings
     listeners: list[MllpServer] = field(default_factory=list)
     http: _HttpServer | None = None
@@ -83,8 +86,10 @@ def build(settings: Settings) -> Engine:
         upgrade(store.engine)
     else:
         _require_current_schema(store)
-    committer = GroupCommitter(Channel(store), writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
-    engine = Engine(settings, routes, store, committer, api)
+    outbox = OutboxWorker(store, lanes_for(routes), settings.node_name)
+    committer = GroupCommitter(Channel(store, outbox_written=outbox.wake),
+                               writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
+    engine = Engine(settings, routes, store, committer, outbox, api)
     for config in routes:
         if isinstance(config.source, MllpSource):
             engine.listeners.append(_listener(config, config.to_route(), committer))
@@ -131,6 +136,7 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
             loop.add_signal_handler(signum, stop.set)
     engine.committer.start()
+    engine.outbox.start()
     started: list[MllpServer] = []
     try:
         for listener in engine.listeners:
@@ -153,5 +159,6 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
     finally:
         await asyncio.gather(*(listener.stop() for listener in started))
         await loop.run_in_executor(None, engine.committer.stop)
+        await loop.run_in_executor(None, engine.outbox.stop)
         engine.store.close()
         log.info("stopped")

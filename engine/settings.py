@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +16,8 @@ class Settings:
     http_port: int = 8000
     mllp_port: int = 2575
     routes_dir: Path = PROJECT_ROOT / "routes"
+    # This engine among several on one database (outbox claims, job leases).
+    node_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -26,6 +29,7 @@ class Settings:
             http_port=_port(env, "VITALS_HTTP_PORT", defaults.http_port),
             mllp_port=_port(env, "VITALS_MLLP_PORT", defaults.mllp_port),
             routes_dir=Path(env.get("VITALS_ROUTES") or defaults.routes_dir),
+            node_name=env.get("VITALS_NODE_NAME") or defaults.node_name,
         )
 
 

@@ -108,3 +108,33 @@ def test_the_writer_is_told_after_the_commit_that_queued_rows(store: SqlStore) -
                             Inbound(oru("E-2", "P2", "20261121100000", [("heart_rate", 72)]), ROUTE)])
     channel.dispatch(oru("E-3", "P3", "20261121100000", [("heart_rate", 72)]), Route(name="plain"))
     assert told == [2]  # once, after the commit (the rows are visible), and not for the plain route
+
+
+def test_resolving_an_alert_tells_every_destination_that_was_told_of_it(store: SqlStore) -> None:
+    from engine.operator_actions import change_alert_state
+    channel = Channel(store)
+    channel.dispatch(oru("E-1", "P1", "20261121100000", [("heart_rate", 150)]), ROUTE)
+    with store.engine.connect() as conn:
+        alert_id = conn.execute(select(outbox.c.alert_id).where(outbox.c.kind == "alert")).scalars().first()
+    change_alert_state(store, alert_id, "acknowledge", "nurse.lee")  # no notice for an acknowledgement
+    change_alert_state(store, alert_id, "resolve", "nurse.lee")
+    notices = [(r.destination, r.kind, r.state, r.idempotency_key) for r in rows(store) if r.kind == "alert_resolved"]
+    assert notices == [("ehr", "alert_resolved", "PENDING", f"alert_resolved:{alert_id}"),
+                       ("pager", "alert_resolved", "PENDING", f"alert_resolved:{alert_id}")]
+    payload = json.loads(rows(store)[-1].payload)
+    assert (payload["state"], payload["resolved_by"], payload["route"]) == ("resolved", "nurse.lee", "icu")
+
+
+def test_a_suppressed_alert_resolves_without_a_notice(store: SqlStore) -> None:
+    from engine.operator_actions import change_alert_state
+    clock = Clock()
+    channel = Channel(store, clock=clock)
+    channel.dispatch(oru("E-1", "P1", "20261121100000", [("heart_rate", 150)]), ROUTE)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alerts SET state = 'resolved'"))
+    clock.now += timedelta(minutes=1)
+    channel.dispatch(oru("E-2", "P1", "20261121100100", [("heart_rate", 150)]), ROUTE)
+    with store.engine.connect() as conn:
+        second = conn.execute(select(outbox.c.alert_id).where(outbox.c.state == "SUPPRESSED")).scalar_one()
+    change_alert_state(store, second, "resolve", "nurse.lee")
+    assert [r.destination for r in rows(store) if r.kind == "alert_resolved"] == ["ehr"]

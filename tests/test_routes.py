@@ -442,7 +442,7 @@ def test_an_outbox_destination_is_enabled_by_an_environment_variable(tmp_path: P
             enabled: ${VITALS_EHR_URL:+true}
             endpoint: ${VITALS_EHR_URL:-http://unused}
           - {kind: notify, name: pager, webhook: {url: "http://127.0.0.1:9/hook"}, severities: [warning, critical],
-             suppress_minutes: 5, resolve_notice: false}
+             suppress_minutes: 5}
         """})
     off = load_routes(tmp_path, env={})[0]
     assert [target.name for target in off.to_route().outbox] == ["pager"]
@@ -450,5 +450,5 @@ def test_an_outbox_destination_is_enabled_by_an_environment_variable(tmp_path: P
     ehr, pager = on.to_route().outbox
     assert (ehr.name, ehr.readings, ehr.alerts) == ("ehr", True, True)
     assert (pager.readings, pager.alerts, pager.severities) == (False, True, frozenset({"warning", "critical"}))
-    assert (pager.suppress_seconds, pager.resolve_notice) == (300, False)
+    assert pager.suppress_seconds == 300
     assert on.outbox_destinations()[0].endpoint == "http://127.0.0.1:8090/ehr"

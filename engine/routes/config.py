@@ -120,4 +120,4 @@ def _target(destination: EhrSoapDestination | NotifyDestination) -> OutboxTarget
         return OutboxTarget(destination.name, readings="readings" in destination.send,
                             alerts="alerts" in destination.send)
     return OutboxTarget(destination.name, readings=False, alerts=True, severities=frozenset(destination.severities),
-                        suppress_seconds=destination.suppress_minutes * 60, resolve_notice=destination.resolve_notice)
+                        suppress_seconds=destination.suppress_minutes * 60)

@@ -168,7 +168,6 @@ class NotifyDestination(OutboxDestination):
     suppress_minutes: float = Field(15, ge=0, description="A new alert of the same patient, vital and kind "
                                     "within this many minutes of the last one notified is recorded as "
                                     "SUPPRESSED, not sent (a repeating breach does not flood).", examples=[15])
-    resolve_notice: bool = Field(True, description="Also notify when an alert is resolved.", examples=[True])
 
     @model_validator(mode="after")
     def _exactly_one_channel(self) -> NotifyDestination:
