@@ -1,9 +1,10 @@
-"""The ``vitalsstream`` command: run, send, transform, ingest, routes check|test, db upgrade."""
+"""The ``vitalsstream`` command: run, send, transform, ingest, routes check|test, db upgrade, outbox, mock-ehr."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapters.sql_store import SqlStore
+from engine import outbox_cli
 from engine.channel import Channel, Route
 from engine.migrations import MigrationError, upgrade
 from engine.settings import Settings
@@ -53,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the sql/ scripts not yet applied to VITALS_DB_URL")
+    outbox_cli.add_commands(commands)
+    mock = commands.add_parser("mock-ehr", help="run the mock EHR (SOAP at /ehr, GET /received, POST /control); "
+                                                "VITALS_MOCK_EHR_PASSWORD with --username requires WS-Security")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8090)
+    mock.add_argument("--state", type=Path, default=Path("var/mock-ehr.jsonl"), help="what it received (JSON lines)")
+    mock.add_argument("--username", help="require a WS-Security UsernameToken with this user")
     return parser
 
 
@@ -74,7 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_routes(directory) if args.routes_command == "check" else _test_routes(directory)
     if args.command == "run":
         return _run(Settings.from_env())
+    if args.command == "outbox":
+        return outbox_cli.run(args, Settings.from_env())
+    if args.command == "mock-ehr":
+        return _mock_ehr(args)
     return _upgrade(Settings.from_env())
+
+
+def _mock_ehr(args: argparse.Namespace) -> int:
+    from adapters.mock_ehr.server import serve  # Spyne loads only for this command
+    password = os.environ.get("VITALS_MOCK_EHR_PASSWORD")
+    if args.username and not password:
+        print("error: --username needs the password in VITALS_MOCK_EHR_PASSWORD", file=sys.stderr)
+        return 2
+    serve(args.host, args.port, args.state, args.username, password if args.username else None)
+    return 0
 
 
 def _transform(files: list[Path], mapping: OruMapping) -> int:

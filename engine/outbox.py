@@ -8,7 +8,8 @@ dead letters do not hold the queue (an operator decides about them).
 
 Claims are row locks that skip locked rows (PostgreSQL SKIP LOCKED, SQL Server READPAST; SQLite has one
 writer), so several engine nodes on one database send each row once. A node that dies mid-send leaves its
-rows SENDING until their claim lapses; then any node sends them again with the same idempotency key.
+rows SENDING until their claim lapses; then any node sends them again with the same idempotency key. A
+node restarted under the same name (VITALS_NODE_NAME) takes its own rows back at once when it starts.
 
 Outcomes, each recorded as an outbox_attempts row: sent (SENT, the receiver's id kept); a transient
 failure (PENDING again after an exponential backoff with jitter, capped; DEAD after the retry limit); a
@@ -92,6 +93,9 @@ class OutboxWorker:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        if not self.lanes:
+            return
+        self.release_own_claims()
         for lane in self.lanes.values():
             thread = threading.Thread(target=self._run_lane, args=(lane,), name=f"outbox-{lane.name}", daemon=True)
             thread.start()
@@ -146,6 +150,21 @@ class OutboxWorker:
         finally:
             in_flight.release()
             wakeup.set()  # a slot is free, and this patient's next row may be due
+
+    def release_own_claims(self) -> int:
+        """Rows this node name was sending when it last stopped (killed): queued again, same keys."""
+        try:
+            with self.store.transaction() as tx:
+                released = tx.conn.execute(update(outbox).where(outbox.c.state == "SENDING",
+                                                                outbox.c.claimed_by == self.node)
+                                           .values(state="PENDING", claimed_by=None, claimed_until=None)).rowcount
+        except SQLAlchemyError as error:  # the database is down: the claims lapse on their own
+            log.warning("outbox claims not released", extra={"error": type(error).__name__})
+            return 0
+        if released:
+            log.warning("outbox rows this node was sending when it stopped are queued again",
+                        extra={"rows": released, "node": self.node})
+        return int(released)
 
     # The three steps, public so tests and the benchmark can drive them one at a time.
 
