@@ -140,3 +140,63 @@ destinations = Table(
     Column("changed_at", DateTime, nullable=False),
     Column("changed_by", String(100), nullable=False),
 )
+
+# --- housekeeping (sql/*/005_housekeeping.sql, engine/scheduler.py) -----------------------------------------
+
+job_leases = Table(
+    "job_leases", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("acquired_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+job_state = Table(
+    "job_state", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", String(30), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("summary", String(400), nullable=False),
+    Column("details", Text),
+    Column("opened_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("occurrences", Integer, nullable=False),
+    Column("acknowledged_at", DateTime),
+    Column("acknowledged_by", String(100)),
+    Column("resolved_at", DateTime),
+    Column("resolved_by", String(100)),
+)
+
+device_status = Table(
+    "device_status", metadata,
+    Column("device_id", String(200), primary_key=True),
+    Column("route", String(100), nullable=False),
+    Column("patient_id", String(100), nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expected_interval_seconds", Integer, nullable=False),
+    Column("offline_since", DateTime),
+)
+
+reconciliation = Table(
+    "reconciliation", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("route", String(100), nullable=False),
+    Column("hour_start", DateTime, nullable=False),
+    Column("received", Integer, nullable=False),
+    Column("stored", Integer, nullable=False),
+    Column("forwarded", Integer, nullable=False),
+    Column("confirmed", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("delayed", Integer, nullable=False),
+    Column("duplicated", Integer, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+)
