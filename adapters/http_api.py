@@ -1,7 +1,7 @@
 """The engine's HTTP server (FastAPI): health, readiness, the REST API and SOAP (Spyne, mounted at /soap)."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,7 +24,8 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
                routes: Mapping[str, Route] | None = None,
                blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None,
                pcd01_route: Route | None = None, rest_route: Route | None = None,
-               soap_route: Route | None = None) -> FastAPI:
+               soap_route: Route | None = None,
+               destinations: Sequence[Mapping[str, str]] | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
@@ -33,12 +34,14 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
 endpoints, which run in worker threads; ``pcd01_route`` is the MLLP route whose HL7 path PCD-01 over
 SOAP takes; ``rest_route`` and ``soap_route`` the routes REST and SOAP submissions take (default: routes
 named rest and soap); ``routes`` are the configured routes by name
-    (/api/v1/channels lists them before their first message).
+    (/api/v1/channels lists them before their first message); ``destinations`` the configured outbox
+    destinations ({"name", "kind", "route"}: /api/v1/destinations lists them before their first row).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
     app.state.api = api or ApiSettings()
     app.state.routes = dict(routes or {})
+    app.state.destinations = [dict(item) for item in destinations or ()]
     app.state.rest_route = rest_route or Route(name="rest")
     app.state.submit = submit or (_store_alone(store) if store is not None else None)
 

@@ -1,9 +1,11 @@
 """The composition root: build the store, the channel, the listeners and the HTTP server; run; stop cleanly.
 
 Start: check every route (refuse to start half-configured), upgrade an embedded SQLite database, open the
-store, start the group-commit writers, the outbox worker, the MLLP listeners (one per route) and HTTP.
+store, start the group-commit writers, the outbox worker, the housekeeping scheduler, the MLLP listeners
+(one per route) and HTTP.
 Stop (Ctrl-C, SIGTERM): listeners stop accepting, messages in flight finish and are acknowledged, the
-writers drain, deliveries in flight finish and are recorded, then the database connections close.
+writers drain, deliveries in flight finish and are recorded, the scheduler stops and gives up its leases,
+then the database connections close.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from engine.migrations import MigrationError, pending, upgrade
 from engine.outbox import OutboxWorker
 from engine.routes import RouteConfig, load_routes
 from engine.routes.source import MllpSource
+from engine.scheduler import Housekeeping, JobsConfig
 from engine.senders import lanes_for
 from engine.settings import Settings
 
@@ -54,6 +57,7 @@ class Engine:
     store: SqlStore
     committer: GroupCommitter
     outbox: OutboxWorker
+    housekeeping: Housekeeping
     api: ApiSettings
     listeners: list[MllpServer] = field(default_factory=list)
     http: _HttpServer | None = None
@@ -89,7 +93,9 @@ def build(settings: Settings) -> Engine:
     outbox = OutboxWorker(store, lanes_for(routes), settings.node_name)
     committer = GroupCommitter(Channel(store, outbox_written=outbox.wake),
                                writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
-    engine = Engine(settings, routes, store, committer, outbox, api)
+    jobs = JobsConfig(devices={c.name: c.devices for c in routes}, retention={c.name: c.retention for c in routes},
+                      destinations={c.name: [t.name for t in c.to_route().outbox if t.readings] for c in routes})
+    engine = Engine(settings, routes, store, committer, outbox, Housekeeping(store, jobs, settings.node_name), api)
     for config in routes:
         if isinstance(config.source, MllpSource):
             engine.listeners.append(_listener(config, config.to_route(), committer))
@@ -137,6 +143,7 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(signum, stop.set)
     engine.committer.start()
     engine.outbox.start()
+    engine.housekeeping.start()
     started: list[MllpServer] = []
     try:
         for listener in engine.listeners:
@@ -147,7 +154,9 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
                          routes={config.name: config.to_route() for config in engine.routes},
                          blocking_submit=_from_threads(engine.committer, loop),
                          pcd01_route=engine.pcd01_route(), rest_route=engine.submission_route("rest"),
-                         soap_route=engine.submission_route("soap"))
+                         soap_route=engine.submission_route("soap"),
+                         destinations=[{"name": d.name, "kind": d.kind, "route": c.name}
+                                       for c in engine.routes for d in c.outbox_destinations()])
         engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))
@@ -160,5 +169,6 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
         await asyncio.gather(*(listener.stop() for listener in started))
         await loop.run_in_executor(None, engine.committer.stop)
         await loop.run_in_executor(None, engine.outbox.stop)
+        await loop.run_in_executor(None, engine.housekeeping.shutdown)
         engine.store.close()
         log.info("stopped")

@@ -223,8 +223,8 @@ BROKEN = [
     pytest.param("""
         source: {kind: mllp}
         colour: blue
-        """, ["icu.yaml:2:1: colour: unknown key 'colour' (known keys: accept, destinations, log_phi, name, "
-              "source, transform, validation)"], id="unknown-key-without-near-miss"),
+        """, ["icu.yaml:2:1: colour: unknown key 'colour' (known keys: accept, destinations, devices, "
+              "log_phi, name, retention, source, transform, validation)"], id="unknown-key-without-near-miss"),
     pytest.param("""
         source:
           kind: mllp
@@ -372,8 +372,8 @@ def test_every_error_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
         "b.yaml:3:9: source.port: environment variable NOPE is not set (write ${NOPE:-default} to give a default)",
         "b.yaml:4:10: log_phi: environment variable NOPE_EITHER is not set (write ${NOPE_EITHER:-default} to "
         "give a default)",
-        "b.yaml:5:1: color: unknown key 'color' (known keys: accept, destinations, log_phi, name, source, "
-        "transform, validation)",
+        "b.yaml:5:1: color: unknown key 'color' (known keys: accept, destinations, devices, log_phi, name, "
+        "retention, source, transform, validation)",
         "c.yaml:2:1: YAML syntax: while parsing a flow node expected the node content, but found '<stream end>'",
     ]
     assert str(raised.value) == "\n".join(map(str, raised.value.errors))

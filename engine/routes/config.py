@@ -19,6 +19,7 @@ from engine.routes.destination import (
     NotifyDestination,
     SqlDestination,
 )
+from engine.routes.housekeeping import DevicesConfig, RetentionConfig
 from engine.routes.source import SOURCE_KINDS, MllpSource
 from engine.routes.transform import TRANSFORM_KINDS, Hl7OruTransform
 
@@ -93,6 +94,14 @@ class RouteConfig(ConfigModel):
                 raise broken_rule(f"destination name '{name}' is used twice", at=(index, "name"))
             names.add(name)
         return destinations
+
+    devices: DevicesConfig = Field(
+        default_factory=DevicesConfig, description="How often each device of the route must be heard from; a "
+        "device silent for longer raises a device_offline incident.",
+        examples=[{"expected_interval_seconds": 300, "devices": {"MON-7": 60}}])
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw message "
+                                       "content is kept (readings, alerts and the audit trail stay).",
+                                       examples=[{"raw_content_days": 30}])
 
     def outbox_destinations(self) -> list[EhrSoapDestination | NotifyDestination]:
         """The enabled destinations the outbox delivers to."""
