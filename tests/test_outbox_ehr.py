@@ -192,3 +192,43 @@ def test_an_engine_killed_with_rows_pending_delivers_them_after_restart_once(
         engine.wait(30)
     assert_each_once_in_order(ehr, keys_by_patient(store_url))
     assert all(r["calls"] == 1 for r in ehr.received())
+
+
+def test_alerts_reach_the_on_call_webhook_signed_once_per_window_and_resolved(
+        sqlite_url: str, tmp_path: Path, ehr: MockEhr) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    from engine.operator_actions import change_alert_state
+    from tests.test_notify import receiving
+    with receiving() as (receiver, base):
+        text = route(ehr.endpoint) + f"""
+  - kind: notify
+    name: pager
+    webhook: {{url: "{base}/hooks/vitals", secret: s3cret}}
+    severities: [critical]
+    suppress_minutes: 15
+    retry: {{first_delay_seconds: 0.05, max_delay_seconds: 0.3}}
+"""
+        with running(sqlite_url, routes_for(tmp_path, text)) as engine:
+            port = engine.listeners[0].port
+            send_all(port, [oru("W-1", "P1", "20261121100000", [("heart_rate", 150)]),   # critical: paged
+                            oru("W-2", "P2", "20261121100000", [("heart_rate", 125)])])  # warning: EHR only
+            wait_for(lambda: len(receiver.received) == 1)
+            [alert_id] = [row.alert_id for row in outbox_rows(sqlite_url) if row.destination == "pager"]
+            store = SqlStore.from_url(sqlite_url)
+            change_alert_state(store, alert_id, "resolve", "nurse.lee")
+            store.close()
+            send_all(port, [oru("W-3", "P1", "20261121100100", [("heart_rate", 151)])])  # again within the window
+            wait_for(lambda: len(receiver.received) == 2)
+            wait_for(lambda: all(row.state in ("SENT", "SUPPRESSED") for row in outbox_rows(sqlite_url)))
+    raised, resolved = (json.loads(r.body) for r in receiver.received)
+    assert (raised["event"], raised["alert"]["patient_id"]) == ("alert.raised", "P1")
+    assert (resolved["event"], resolved["alert"]["resolved_by"]) == ("alert.resolved", "nurse.lee")
+    first = receiver.received[0]
+    timestamp = first.headers["X-VitalsStream-Timestamp"]
+    expected = hmac.new(b"s3cret", f"{timestamp}.".encode() + first.body, hashlib.sha256).hexdigest()
+    assert first.headers["X-VitalsStream-Signature"] == f"sha256={expected}"
+    assert [row.state for row in outbox_rows(sqlite_url) if row.destination == "pager"] == [
+        "SENT", "SENT", "SUPPRESSED"]
