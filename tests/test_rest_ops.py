@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from adapters.http_api import create_app
 from adapters.rest.auth import is_loopback
@@ -16,6 +17,8 @@ from adapters.rest.channels import percentile
 from adapters.rest.settings import ApiSettings
 from adapters.sql_store import SqlStore
 from engine.channel import Channel, Receipt, Route
+from engine.outbox_actions import retry
+from engine.outbox_rows import OutboxTarget
 from tests.http_client import AppClient
 from tests.messages import fixture, oru
 
@@ -287,7 +290,6 @@ def test_metrics_parse_and_agree_with_the_tables(sent: Sent) -> None:
     assert found[("vitalsstream_acks_total", (("code", "AR"), ("route", "icu")))] == 1
     assert found[("vitalsstream_acks_total", (("code", "AA"), ("route", "ward")))] == 3  # enhanced counts its last ACK
     assert found[("vitalsstream_alerts_unresolved", (("severity", "critical"), ("state", "open")))] >= 1
-    assert found[("vitalsstream_outbox_depth", ())] == 0
     histogram = "vitalsstream_ack_latency_last_hour_seconds"
     assert found[(f"{histogram}_count", (("route", "icu"),))] == 5
     assert found[(f"{histogram}_bucket", (("le", "+Inf"), ("route", "ward")))] == 4
@@ -299,7 +301,26 @@ def test_metrics_parse_and_agree_with_the_tables(sent: Sent) -> None:
 
 def test_metrics_of_an_empty_database(store: SqlStore) -> None:
     found = samples(AppClient(create_app(lambda: {"status": "ok"}, store=store)).get("/metrics").text)
-    assert found == {("vitalsstream_outbox_depth", ()): 0}
+    assert found == {}
+
+
+def test_outbox_rows_waiting_show_in_metrics_and_channels(store: SqlStore) -> None:
+    route = Route(name="ward", outbox=(OutboxTarget("ehr", readings=True, alerts=True),))
+    channel = Channel(store)
+    channel.dispatch(oru("Q-1", "P1", "20240101100000", [("heart_rate", 150)]), route)  # readings and an alert
+    channel.dispatch(oru("Q-2", "P2", "20240101100000", [("heart_rate", 70)]), route)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE outbox SET state = 'DEAD' WHERE patient_id = 'P2'"))
+    client = AppClient(create_app(lambda: {"status": "ok"}, store=store, routes={"ward": route}))
+    found = samples(client.get("/metrics").text)
+    assert found[("vitalsstream_outbox_depth", (("destination", "ehr"),))] == 2
+    assert found[("vitalsstream_outbox_dead", (("destination", "ehr"),))] == 1
+    [ward] = ok(client.get("/api/v1/channels"))["items"]
+    assert ward["queued"] == 2
+    with store.engine.connect() as conn:
+        dead = conn.execute(text("SELECT id FROM outbox WHERE state = 'DEAD'")).scalar_one()
+    retry(store, dead)
+    assert ok(client.get("/api/v1/channels"))["items"][0]["queued"] == 3
 
 
 def test_acknowledged_alerts_move_state_in_metrics(sent: Sent) -> None:

@@ -1,6 +1,7 @@
 """``GET /api/v1/channels``: per route, what came in and what became of it, from the messages table.
 
-One GROUP BY over ``messages`` gives the counters and the last arrival of every route; routes the engine
+One GROUP BY over ``messages`` gives the counters and the last arrival of every route, one over the outbox
+rows still waiting (PENDING or SENDING) what each route has queued for its destinations; routes the engine
 was configured with (create_app's ``routes``) are listed even before their first message. ACK latency
 (processed_at - received_at) is taken from the newest rows of the last 15 minutes, in Python.
 """
@@ -18,6 +19,7 @@ from adapters.rest.auth import require_read_key
 from adapters.rest.deps import Store
 from adapters.rest.json_rows import iso, now
 from adapters.sql_tables import messages as m
+from adapters.sql_tables import outbox as o
 
 router = APIRouter(prefix="/api/v1", tags=["operations"], dependencies=[Depends(require_read_key)])
 
@@ -33,6 +35,8 @@ COUNTERS = (select(m.c.route, func.count().label("received"), _count("STORED").l
                    _count("FILTERED").label("filtered"), _count("ERROR").label("errored"),
                    func.max(m.c.received_at).label("last_received_at"))
             .group_by(m.c.route))
+QUEUED = (select(o.c.route, func.count().label("queued")).where(o.c.state.in_(("PENDING", "SENDING")))
+          .group_by(o.c.route))
 
 
 @router.get("/channels", summary="Channels (routes): message counters, last arrival, ACK latency")
@@ -40,20 +44,21 @@ def list_channels(store: Store, request: Request) -> dict[str, Any]:
     configured = set(request.app.state.routes)  # create_app's routes, by name
     with store.engine.connect() as conn:
         counted = {row.route: row for row in conn.execute(COUNTERS)}
+        queued = {row.route: int(row.queued) for row in conn.execute(QUEUED)}
         latencies = recent_latencies(conn, now() - LATENCY_WINDOW)
-    items = [_channel(route, route in configured, counted.get(route), latencies.get(route, []))
+    items = [_channel(route, route in configured, counted.get(route), queued.get(route, 0), latencies.get(route, []))
              for route in sorted(configured | set(counted))]
     return {"items": items}
 
 
-def _channel(route: str, configured: bool, row: Any, latencies: list[float]) -> dict[str, Any]:
+def _channel(route: str, configured: bool, row: Any, queued: int, latencies: list[float]) -> dict[str, Any]:
     last = row.last_received_at if row is not None else None
     return {"route": route, "configured": configured,
             "received": int(row.received) if row is not None else 0,
             "stored": int(row.stored) if row is not None else 0,
             "filtered": int(row.filtered) if row is not None else 0,
             "errored": int(row.errored) if row is not None else 0,
-            "queued": 0,  # the outbox comes later
+            "queued": queued,
             "last_received_at": iso(last) if isinstance(last, datetime) else None,
             "ack_latency_ms": {"window_minutes": int(LATENCY_WINDOW.total_seconds() // 60),
                                "samples": len(latencies),

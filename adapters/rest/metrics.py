@@ -1,8 +1,9 @@
 """``GET /metrics`` in the Prometheus text format, computed from the database at scrape time.
 
 Nothing is counted in process memory, so every engine node sharing the database answers the same numbers
-and a restart loses none. Each scrape runs four bounded queries: messages by route and status, final ACK
-codes by route, unresolved alerts by severity and state, and the ACK latency of the last hour's messages
+and a restart loses none. Each scrape runs five bounded queries: messages by route and status, final ACK
+codes by route, unresolved alerts by severity and state, outbox rows waiting or dead by destination (an index
+range: sent rows are not counted), and the ACK latency of the last hour's messages
 (at most LATENCY_ROWS of them), answered as a histogram of that window: use ``histogram_quantile`` on
 the buckets directly, not on ``rate()``.
 """
@@ -29,6 +30,7 @@ from adapters.rest.json_rows import now
 from adapters.sql_store import SqlStore
 from adapters.sql_tables import alerts as a
 from adapters.sql_tables import messages as m
+from adapters.sql_tables import outbox as o
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(require_read_key)])
 
@@ -68,9 +70,22 @@ class DatabaseCollector:
                                                        .where(a.c.state.in_(("open", "acknowledged")))
                                                        .group_by(a.c.severity, a.c.state)):
                 alerts.add_metric([severity, state], count)
+            depth = GaugeMetricFamily("vitalsstream_outbox_depth", "Deliveries waiting in the outbox (PENDING or "
+                                      "SENDING), by destination", labels=["destination"])
+            dead = GaugeMetricFamily("vitalsstream_outbox_dead", "Dead letters waiting for an operator, by "
+                                     "destination", labels=["destination"])
+            waiting: dict[str, int] = {}
+            for destination, state, count in conn.execute(select(o.c.destination, o.c.state, func.count())
+                                                          .where(o.c.state.in_(("PENDING", "SENDING", "DEAD")))
+                                                          .group_by(o.c.destination, o.c.state)):
+                if state == "DEAD":
+                    dead.add_metric([destination], count)
+                else:
+                    waiting[destination] = waiting.get(destination, 0) + count
+            for destination, count in sorted(waiting.items()):
+                depth.add_metric([destination], count)
             latencies = recent_latencies(conn, now() - HISTOGRAM_WINDOW, LATENCY_ROWS)
-        yield from (messages, acks, alerts, _histogram(latencies))
-        yield GaugeMetricFamily("vitalsstream_outbox_depth", "Deliveries waiting in the outbox (none yet)", 0)
+        yield from (messages, acks, alerts, depth, dead, _histogram(latencies))
 
 
 def _histogram(latencies: dict[str, list[float]]) -> HistogramMetricFamily:
