@@ -1,4 +1,5 @@
-"""The ``vitalsstream`` command: run, send, transform, ingest, routes check|test, db upgrade, outbox, mock-ehr."""
+"""The ``vitalsstream`` command: run, send, transform, ingest, routes check|test, db upgrade, outbox, housekeeping,
+mock-ehr."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ from adapters.sql_store import SqlStore
 from engine import outbox_cli
 from engine.channel import Channel, Route
 from engine.migrations import MigrationError, upgrade
+from engine.scheduler import JOB_NAMES
 from engine.settings import Settings
 from transforms.errors import MessageProblems
 from transforms.hl7.charset import decode
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the sql/ scripts not yet applied to VITALS_DB_URL")
     outbox_cli.add_commands(commands)
+    chores = commands.add_parser("housekeeping", help="run a housekeeping job now (it takes the job's lease: "
+                                                      "refused while a running engine holds it)")
+    chore_commands = chores.add_subparsers(dest="housekeeping_command", required=True)
+    chore = chore_commands.add_parser("run", help="run one job once and print what it did")
+    chore.add_argument("job", choices=JOB_NAMES)
     mock = commands.add_parser("mock-ehr", help="run the mock EHR (SOAP at /ehr, GET /received, POST /control); "
                                                 "VITALS_MOCK_EHR_PASSWORD with --username requires WS-Security")
     mock.add_argument("--host", default="127.0.0.1")
@@ -87,7 +94,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return outbox_cli.run(args, Settings.from_env())
     if args.command == "mock-ehr":
         return _mock_ehr(args)
+    if args.command == "housekeeping":
+        return _housekeeping(args.job, Settings.from_env())
     return _upgrade(Settings.from_env())
+
+
+def _housekeeping(job: str, settings: Settings) -> int:
+    from engine.routes import load_routes
+    from engine.run import housekeeping
+    routes = load_routes(settings.routes_dir)
+    store = SqlStore.from_url(settings.db_url)
+    try:
+        if store.dialect == "sqlite":
+            upgrade(store.engine)
+        run = housekeeping(store, routes, f"cli:{settings.node_name}").run_once(job)
+    finally:
+        store.close()
+    if not run.ran:
+        print(f"{job}: not run ({run.error or 'another node holds its lease'})", file=sys.stderr)
+        return 1
+    if run.error:
+        print(f"{job}: failed ({run.error})", file=sys.stderr)
+        return 1
+    print(f"{job}: {run.result}")
+    return 0
 
 
 def _mock_ehr(args: argparse.Namespace) -> int:

@@ -93,13 +93,18 @@ def build(settings: Settings) -> Engine:
     outbox = OutboxWorker(store, lanes_for(routes), settings.node_name)
     committer = GroupCommitter(Channel(store, outbox_written=outbox.wake),
                                writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
-    jobs = JobsConfig(devices={c.name: c.devices for c in routes}, retention={c.name: c.retention for c in routes},
-                      destinations={c.name: [t.name for t in c.to_route().outbox if t.readings] for c in routes})
-    engine = Engine(settings, routes, store, committer, outbox, Housekeeping(store, jobs, settings.node_name), api)
+    engine = Engine(settings, routes, store, committer, outbox, housekeeping(store, routes, settings.node_name), api)
     for config in routes:
         if isinstance(config.source, MllpSource):
             engine.listeners.append(_listener(config, config.to_route(), committer))
     return engine
+
+
+def housekeeping(store: SqlStore, routes: list[RouteConfig], node_name: str) -> Housekeeping:
+    """The housekeeping jobs with what the routes say about devices, retention and destinations."""
+    jobs = JobsConfig(devices={c.name: c.devices for c in routes}, retention={c.name: c.retention for c in routes},
+                      destinations={c.name: [t.name for t in c.to_route().outbox if t.readings] for c in routes})
+    return Housekeeping(store, jobs, node_name)
 
 
 def _require_current_schema(store: SqlStore) -> None:

@@ -73,3 +73,44 @@ def test_db_upgrade_is_harmless_to_repeat(postgres_url: str) -> None:
     again = vitalsstream("db", "upgrade", db_url=postgres_url)
     assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
     assert first.stdout.startswith("applied 1, 2, 3") and again.stdout.strip() == "database is up to date"
+
+
+def test_outbox_commands_act_on_the_queue(sqlite_url: str) -> None:
+    from adapters.sql_store import SqlStore
+    from engine.channel import Channel, Route
+    from engine.migrations import upgrade
+    from engine.outbox_rows import OutboxTarget
+    from tests.messages import oru
+    store = SqlStore.from_url(sqlite_url)
+    upgrade(store.engine)
+    Channel(store).dispatch(oru("C-1", "P1", "20261121100000", [("heart_rate", 70)]),
+                            Route(name="ward", outbox=(OutboxTarget("ehr", readings=True, alerts=False),)))
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE outbox SET state = 'DEAD', last_error = 'Client fault: unknown patient'"))
+    store.close()
+    listed = vitalsstream("outbox", "list", "--state", "DEAD", db_url=sqlite_url)
+    assert listed.returncode == 0 and "ehr" in listed.stdout and "Client fault: unknown patient" in listed.stdout
+    assert vitalsstream("outbox", "pause", "ehr", "--by", "ops.kim", db_url=sqlite_url).stdout == "ehr paused\n"
+    assert vitalsstream("outbox", "resume", "ehr", db_url=sqlite_url).stdout == "ehr resumed\n"
+    again = vitalsstream("outbox", "retry", "--destination", "ehr", db_url=sqlite_url)
+    assert again.stdout == "1 dead letters of ehr queued again\n"
+    missing = vitalsstream("outbox", "retry", "999", db_url=sqlite_url)
+    assert missing.returncode == 1 and "there is no outbox row 999" in missing.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT state FROM outbox")).scalar_one() == "PENDING"
+        paused, by = conn.execute(text("SELECT paused, changed_by FROM destinations")).one()
+    engine.dispose()
+    assert paused == 0 and by  # resumed, by whoever ran the command
+
+
+def test_housekeeping_runs_one_job_under_its_lease(sqlite_url: str) -> None:
+    done = vitalsstream("housekeeping", "run", "outbox_sweep", db_url=sqlite_url)
+    assert done.returncode == 0 and done.stdout.startswith("outbox_sweep: ")
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:  # a running engine holds the stale-device lease
+        conn.execute(text("INSERT INTO job_leases (name, holder, acquired_at, expires_at) "
+                          "VALUES ('stale_devices', 'engine-1', '2026-01-01 00:00:00', '2999-01-01 00:00:00')"))
+    engine.dispose()
+    refused = vitalsstream("housekeeping", "run", "stale_devices", db_url=sqlite_url)
+    assert refused.returncode == 1 and "another node holds its lease" in refused.stderr
