@@ -229,10 +229,10 @@ class OutboxWorker:
                                   "attempt": attempt, "state": outcome.state}
         if changed != 1:
             log.warning("outbox claim had lapsed before the outcome was recorded", extra=fields)
-        elif outcome.state == "DEAD":
-            log.warning("outbox row dead-lettered", extra={**fields, "reason": outcome.error})
+        elif outcome.state == "DEAD":  # the reason stays in the row: a receiver's error text may name a patient
+            log.warning("outbox row dead-lettered", extra=fields)
         elif outcome.state == "PENDING":
-            log.info("outbox delivery failed, will retry", extra={**fields, "reason": outcome.error})
+            log.info("outbox delivery failed, will retry", extra=fields)
 
 
 def _due(destination: str, now: datetime) -> Any:
