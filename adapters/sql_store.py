@@ -144,13 +144,15 @@ _RAISED_ALERTS = (
     .join(device_readings, device_readings.c.id == alerts.c.reading_id)
     .where(device_readings.c.message_id.in_(bindparam("message_ids", expanding=True)))
     .order_by(alerts.c.id))
-# Was this patient's alert of the same vital and kind notified to a destination since a time?
+# Was an alert of this patient, vital and kind, as severe or more, notified to a destination since a time?
+# (An escalation from warning to critical is always sent.)
 _NOTIFIED_SINCE = (
     select(outbox.c.id).join(alerts, alerts.c.id == outbox.c.alert_id)
     .where(outbox.c.destination == bindparam("destination"), outbox.c.kind == "alert",
            outbox.c.state != "SUPPRESSED", outbox.c.created_at >= bindparam("since"),
            alerts.c.patient_id == bindparam("patient_id"), alerts.c.vital == bindparam("vital"),
-           alerts.c.kind == bindparam("alert_kind"))
+           alerts.c.kind == bindparam("alert_kind"),
+           alerts.c.severity.in_(bindparam("severities", expanding=True)))
     .limit(1))
 
 
@@ -261,10 +263,12 @@ class StoreTransaction:
         return list(self.conn.execute(_RAISED_ALERTS, {"message_ids": [int(i) for i in message_ids]}))
 
     def notified_since(self, destination: str, alert: Row, since: datetime) -> bool:
-        """Did ``destination`` get (or queue) an alert of this patient, vital and kind since ``since``?"""
+        """Did ``destination`` get (or queue) an alert of this patient, vital and kind, at least as severe,
+        since ``since``?"""
+        severities = ["critical"] if alert.severity == "critical" else ["warning", "critical"]
         return self.conn.execute(_NOTIFIED_SINCE, {
             "destination": destination, "since": utc_naive(since), "patient_id": alert.patient_id,
-            "vital": alert.vital, "alert_kind": alert.kind}).first() is not None
+            "vital": alert.vital, "alert_kind": alert.kind, "severities": severities}).first() is not None
 
     def add_outbox(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert outbox rows (tuples in OUTBOX_COLUMNS order) in one statement."""

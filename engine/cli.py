@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -126,7 +127,8 @@ def _mock_ehr(args: argparse.Namespace) -> int:
     if args.username and not password:
         print("error: --username needs the password in VITALS_MOCK_EHR_PASSWORD", file=sys.stderr)
         return 2
-    serve(args.host, args.port, args.state, args.username, password if args.username else None)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down cleanly already
+        serve(args.host, args.port, args.state, args.username, password if args.username else None)
     return 0
 
 

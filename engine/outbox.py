@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import Select, and_, exists, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -179,14 +179,17 @@ class OutboxWorker:
         with self.store.engine.connect() as conn:  # a read first: an idle poll never takes the write lock
             if conn.execute(select(outbox.c.id).where(due).limit(1)).first() is None:
                 return []
+        until = now + timedelta(seconds=lane.claim_seconds)
         with self.store.transaction() as tx:
-            ids = list(tx.conn.execute(select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
-                                       .with_for_update(skip_locked=True)).scalars())
+            ids = list(tx.conn.execute(claimable(lane.name, now, limit)).scalars())
             if not ids:
                 return []
-            tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
-                state="SENDING", claimed_by=self.node, claimed_until=now + timedelta(seconds=lane.claim_seconds)))
-            return list(tx.conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id)))
+            # Ready is checked again: where the database does not lock what it selected, a row another node
+            # claimed meanwhile is not taken twice.
+            tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids), _ready(now))
+                            .values(state="SENDING", claimed_by=self.node, claimed_until=until))
+            return list(tx.conn.execute(select(outbox).where(outbox.c.id.in_(ids), outbox.c.claimed_by == self.node,
+                                                             outbox.c.claimed_until == until).order_by(outbox.c.id)))
 
     def deliver(self, lane: Lane, row: Row) -> Outcome:
         """Send one claimed row and record the outcome."""
@@ -235,11 +238,23 @@ class OutboxWorker:
             log.info("outbox delivery failed, will retry", extra=fields)
 
 
+def claimable(destination: str, now: datetime, limit: int) -> Select:
+    """The ids to claim, locked, skipping rows another node has locked (PostgreSQL SKIP LOCKED, SQL Server
+    READPAST; SQLite has one writer at a time)."""
+    return (select(outbox.c.id).where(_due(destination, now)).order_by(outbox.c.id).limit(limit)
+            .with_for_update(skip_locked=True)
+            .with_hint(outbox, "WITH (UPDLOCK, ROWLOCK, READPAST)", "mssql"))
+
+
 def _due(destination: str, now: datetime) -> Any:
     """Rows of ``destination`` ready to send, whose patient has no older row still waiting or in flight."""
     older_open = exists().where(_earlier.c.destination == outbox.c.destination,
                                 _earlier.c.patient_id == outbox.c.patient_id, _earlier.c.id < outbox.c.id,
                                 _earlier.c.state.in_(("PENDING", "SENDING")))
-    ready = or_(and_(outbox.c.state == "PENDING", outbox.c.next_attempt_at <= now),
-                and_(outbox.c.state == "SENDING", outbox.c.claimed_until < now))
-    return and_(outbox.c.destination == destination, ready, ~older_open)
+    return and_(outbox.c.destination == destination, _ready(now), ~older_open)
+
+
+def _ready(now: datetime) -> Any:
+    """Waiting and due, or sending under a claim that has lapsed."""
+    return or_(and_(outbox.c.state == "PENDING", outbox.c.next_attempt_at <= now),
+               and_(outbox.c.state == "SENDING", outbox.c.claimed_until < now))

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql_store import SqlStore
-from adapters.sql_tables import outbox
+from adapters.sql_tables import destinations, outbox
 from engine import outbox_actions
 from engine.migrations import upgrade
 from engine.operator_actions import ActionRefused
+from engine.routes import RouteConfigError, load_routes
 from engine.settings import Settings
 
 STATES = ("PENDING", "SENDING", "SENT", "DEAD", "SUPPRESSED")
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             upgrade(store.engine)  # the embedded database follows the code; a server's DBA upgrades it
         if args.outbox_command == "list":
             return _list(store, args.state, args.destination, args.limit)
+        name = getattr(args, "destination", None)
+        if name and not _known(store, settings, name):
+            raise ActionRefused(f"there is no destination {name!r} (not in the routes of {settings.routes_dir}, "
+                                "nor in the outbox)")
         if args.outbox_command == "retry":
             if args.destination:
                 print(f"{outbox_actions.retry_dead(store, args.destination)} dead letters of "
@@ -72,6 +77,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         store.close()
+
+
+def _known(store: SqlStore, settings: Settings, name: str) -> bool:
+    """A destination of a route file (enabled or not), or one the outbox or the pause switches have seen."""
+    try:
+        configured = {getattr(d, "name", None) for route in load_routes(settings.routes_dir)
+                      for d in route.destinations}
+    except RouteConfigError:
+        configured = set()
+    if name in configured:
+        return True
+    with store.engine.connect() as conn:
+        return any(conn.execute(select(table.c[column]).where(table.c[column] == name).limit(1)).first()
+                   for table, column in ((outbox, "destination"), (destinations, "name")))
 
 
 def _list(store: SqlStore, state: str | None, destination: str | None, limit: int) -> int:

@@ -114,3 +114,10 @@ def test_housekeeping_runs_one_job_under_its_lease(sqlite_url: str) -> None:
     engine.dispose()
     refused = vitalsstream("housekeeping", "run", "stale_devices", db_url=sqlite_url)
     assert refused.returncode == 1 and "another node holds its lease" in refused.stderr
+
+
+def test_outbox_commands_refuse_a_destination_nobody_knows(sqlite_url: str) -> None:
+    typo = vitalsstream("outbox", "pause", "eh", db_url=sqlite_url)
+    assert typo.returncode == 1 and "there is no destination 'eh'" in typo.stderr
+    configured = vitalsstream("outbox", "pause", "ehr", db_url=sqlite_url)  # routes/default.yaml names it
+    assert configured.returncode == 0, configured.stderr

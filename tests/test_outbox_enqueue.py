@@ -138,3 +138,21 @@ def test_a_suppressed_alert_resolves_without_a_notice(store: SqlStore) -> None:
         second = conn.execute(select(outbox.c.alert_id).where(outbox.c.state == "SUPPRESSED")).scalar_one()
     change_alert_state(store, second, "resolve", "nurse.lee")
     assert [r.destination for r in rows(store) if r.kind == "alert_resolved"] == ["ehr"]
+
+
+def test_an_escalation_to_critical_is_never_suppressed(store: SqlStore) -> None:
+    pager = OutboxTarget("pager", readings=False, alerts=True, severities=frozenset({"warning", "critical"}),
+                         suppress_seconds=900)
+    route = Route(name="icu", outbox=(pager,))
+    clock = Clock()
+    channel = Channel(store, clock=clock)
+    channel.dispatch(oru("S-1", "P1", "20261121100000", [("heart_rate", 150)]), route)  # critical
+    channel.dispatch(oru("S-2", "P2", "20261121100000", [("heart_rate", 125)]), route)  # warning
+    clock.now += timedelta(minutes=2)
+    channel.dispatch(oru("S-3", "P2", "20261121100200", [("heart_rate", 150)]), route)  # P2 escalates
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alerts SET state = 'resolved'"))
+    clock.now += timedelta(minutes=2)
+    channel.dispatch(oru("S-4", "P1", "20261121100400", [("heart_rate", 125)]), route)  # P1 eases: warning
+    assert [(r.patient_id, r.state) for r in rows(store)] == [
+        ("P1", "PENDING"), ("P2", "PENDING"), ("P2", "PENDING"), ("P1", "SUPPRESSED")]

@@ -261,3 +261,12 @@ def test_an_outcome_for_a_claim_taken_over_meanwhile_does_not_overwrite_it(
     assert states(store) == [("P1", "SENDING", 0)]  # node-b's claim stands; the attempt is still on record
     with store.engine.connect() as conn:
         assert conn.execute(select(outbox_attempts.c.node)).scalar_one() == "node-a"
+
+
+def test_claims_skip_rows_other_nodes_hold_on_postgresql_and_sql_server() -> None:
+    from sqlalchemy.dialects import mssql, postgresql
+
+    from engine.outbox import claimable
+    statement = claimable("ehr", datetime(2026, 11, 21), 4)
+    assert str(statement.compile(dialect=postgresql.dialect())).endswith("FOR UPDATE SKIP LOCKED")
+    assert "FROM outbox WITH (UPDLOCK, ROWLOCK, READPAST)" in str(statement.compile(dialect=mssql.dialect()))

@@ -330,6 +330,19 @@ BROKEN = [
           - {kind: notify, name: ehr, webhook: {url: "http://h/y"}}
         """, ["icu.yaml:5:26: destinations[2].name: destination name 'ehr' is used twice"], id="destination-twice"),
     pytest.param("""
+        source: {kind: mllp}
+        destinations:
+          - {kind: sql}
+          - {kind: ehr_soap, name: ehr, wsdl: missing.wsdl}
+          - {kind: notify, name: m1, email: {host: smtp, security: none, sender: a@b.org, to: [c@d.org],
+                                               username: u, password: p}}
+          - {kind: notify, name: m2, email: {host: smtp, sender: a@b.org, to: [c@d.org], username: u}}
+        """, ["icu.yaml:4:39: destinations[1].wsdl: no such file: missing.wsdl",
+              "icu.yaml:6:63: destinations[2].email.password: a password is never sent without TLS (security: "
+              "starttls or tls)",
+              "icu.yaml:7:37: destinations[3].email.password: username and password go together (SMTP login)"],
+                 id="destination-files-and-credentials"),
+    pytest.param("""
         name: icu
         source: {kind: mllp}
         name: ward

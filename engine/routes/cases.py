@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     PlainValidator,
-    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from engine.routes.base import ConfigModel, broken_rule
-from engine.routes.source import RoutePath
+from engine.routes.source import ExistingFile
 from engine.routes.transform import Vital
 
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
@@ -58,15 +55,8 @@ def _ack(value: Any) -> AckExpectation:
     raise broken_rule(f"expected an ACK code (AA), a list of codes ([CA, AA]) or none (got {value})")
 
 
-def _existing_file(path: Path, info: ValidationInfo) -> Path:
-    if (info.context or {}).get("base") is not None and not path.is_file():
-        raise broken_rule(f"no such file: {path}")
-    return path
-
-
 Ack = Annotated[AckExpectation, PlainValidator(_ack), WithJsonSchema({"anyOf": [
     {"enum": [*ACK_CODES, "none"]}, {"type": "array", "items": {"enum": list(ACK_CODES)}}]})]
-ExistingFile = Annotated[RoutePath, AfterValidator(_existing_file)]
 
 
 class ExpectedReading(ConfigModel):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from engine.routes.base import ConfigModel, broken_rule
-from engine.routes.source import RoutePath
+from engine.routes.source import ExistingFile
 from engine.settings import PROJECT_ROOT
 
 DEFAULT_EHR_WSDL = PROJECT_ROOT / "wsdl" / "ehr.wsdl"
@@ -69,7 +69,8 @@ class Retry(ConfigModel):
     max_delay_seconds: float = Field(300.0, gt=0, description="Longest wait between two attempts.",
                                      examples=[300.0])
     max_attempts: int = Field(60, ge=1, description="Attempts before a record goes to the dead letters "
-                              "(60 attempts with the defaults: about four and a half hours).", examples=[60])
+                              "(60 attempts with the defaults: two to four hours, with the jitter).",
+                              examples=[60])
 
     @model_validator(mode="after")
     def _cap_not_below_first(self) -> Retry:
@@ -97,8 +98,9 @@ class EhrSoapDestination(OutboxDestination):
     """Readings and alerts to the EHR's results service over SOAP (contract: wsdl/ehr.wsdl, through zeep)."""
 
     kind: Literal["ehr_soap"] = Field(description="Destination kind.", examples=["ehr_soap"])
-    wsdl: RoutePath = Field(DEFAULT_EHR_WSDL, description="The EHR's WSDL, read from disk (never fetched); "
-                            "relative to the route file. Default: wsdl/ehr.wsdl.", examples=["../wsdl/ehr.wsdl"])
+    wsdl: ExistingFile = Field(DEFAULT_EHR_WSDL, description="The EHR's WSDL, read from disk (never fetched); "
+                               "relative to the route file. Default: wsdl/ehr.wsdl.",
+                               examples=["../wsdl/ehr.wsdl"], validate_default=True)
     endpoint: HttpUrl | None = Field(None, description="The service URL, overriding the WSDL's address.",
                                      examples=["${VITALS_EHR_URL}"])
     send: list[Literal["readings", "alerts"]] = Field(
@@ -146,8 +148,18 @@ class Email(ConfigModel):
     username: str | None = Field(None, description="SMTP login, from the environment.",
                                  examples=["${VITALS_SMTP_USER}"])
     password: str | None = Field(None, description="SMTP password, from the environment.",
-                                 examples=["${VITALS_SMTP_PASSWORD}"])
+                                 examples=["${VITALS_SMTP_PASSWORD}"], validate_default=True)
     sender: EmailAddress = Field(description="From address.", examples=["vitals@hospital.example"])
+
+    @field_validator("password", mode="after")
+    @classmethod
+    def _login_pair_over_tls(cls, password: str | None, info: ValidationInfo) -> str | None:
+        username = info.data.get("username")
+        if (username is None) != (password is None) and "username" in info.data:
+            raise broken_rule("username and password go together (SMTP login)")
+        if password is not None and info.data.get("security") == "none":
+            raise broken_rule("a password is never sent without TLS (security: starttls or tls)")
+        return password
     to: list[EmailAddress] = Field(min_length=1, description="Recipients.", examples=[["icu-oncall@hospital.example"]])
 
 

@@ -36,7 +36,14 @@ def _relative_to_route(value: Path, info: ValidationInfo) -> Path:
     return value if base is None or value.is_absolute() else base / value
 
 
+def _existing_file(path: Path, info: ValidationInfo) -> Path:
+    if (info.context or {}).get("base") is not None and not path.is_file():
+        raise broken_rule(f"no such file: {path}")
+    return path
+
+
 RoutePath = Annotated[Path, AfterValidator(_relative_to_route)]
+ExistingFile = Annotated[RoutePath, AfterValidator(_existing_file)]  # checked when read from a route file
 
 
 class MllpTls(ConfigModel):
