@@ -274,6 +274,14 @@ def test_a_stored_message_without_its_outbox_record_is_missing(store: SqlStore) 
     assert reconcile(store, {"icu": []}, minutes(25)).cleared == ["icu/2026-03-02T10:00Z"]  # the EHR left the route
 
 
+def test_messages_stored_before_a_destination_was_enabled_are_not_missing(store: SqlStore) -> None:
+    send(store, minutes(5), route=Route(name="icu"))  # before the EHR destination was added to the route
+    send(store, minutes(6))
+    change(store, outbox, outbox.c.state == "PENDING", state="SENT")
+    result = reconcile(store, ROUTES, minutes(20))
+    assert counts(store) == (2, 2, 1, 1, 0, 0, 0) and result.raised == []
+
+
 def test_two_records_of_one_message_and_patient_for_one_destination_are_duplicated(store: SqlStore) -> None:
     message_id = send(store, minutes(5))
     [row] = rows_of(store, outbox)

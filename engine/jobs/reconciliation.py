@@ -7,7 +7,8 @@ counts are upserted into ``reconciliation``. Three findings raise a ``reconcilia
 about ``route/hour`` (cleared when a later run finds the hour clean):
 
 - missing: a STORED message with readings, on a route with outbox destinations taking readings, has no
-  observations row for one of them (the caller names them per route);
+  observations row for one of them (the caller names them per route); only messages from the destination's
+  first row on count (older ones were stored before it was enabled, and are never sent to it);
 - delayed: an observations row still not SENT (PENDING, SENDING or DEAD) ``delayed_after_minutes`` after
   it was created;
 - duplicated: two observations rows for one destination carry the same message and patient (alert rows are
@@ -138,9 +139,14 @@ def _count_missing(conn: Connection, in_hour: ColumnElement[bool], route: str, w
                    row: HourCounts) -> None:
     m, o = messages.c, outbox.c
     for destination in wanted:
+        first = conn.execute(select(func.min(o.message_id)).where(o.destination == destination, o.route == route,
+                                                                   o.kind == "observations")).scalar()
+        if first is None:
+            continue  # nothing queued for it yet: enabled just now, or nothing stored since
         has_row = exists().where(o.message_id == m.id, o.destination == destination, o.kind == "observations")
         without = (select().select_from(messages)
-                   .where(in_hour, m.route == route, m.status == "STORED", m.reading_count > 0, ~has_row))
+                   .where(in_hour, m.route == route, m.status == "STORED", m.reading_count > 0, m.id > first,
+                          ~has_row))
         missing = int(conn.execute(without.add_columns(func.count())).scalar_one())
         if missing:
             row.missing += missing
