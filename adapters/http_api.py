@@ -39,6 +39,7 @@ named rest and soap); ``routes`` are the configured routes by name
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
+    app.state.health = health
     app.state.api = api or ApiSettings()
     app.state.routes = dict(routes or {})
     app.state.destinations = [dict(item) for item in destinations or ()]
