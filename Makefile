@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run install test lint bench system-packages clean
+.PHONY: run install test lint bench system-packages test-system-packages clean
 
 run: install
 	$(BIN)/vitalsstream run
@@ -12,7 +12,7 @@ run: install
 install: system-packages $(INSTALLED)
 	$(BIN)/vitalsstream db upgrade
 
-test: system-packages $(INSTALLED)
+test: system-packages test-system-packages $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -25,6 +25,10 @@ bench: $(INSTALLED)
 system-packages:
 	@scripts/install-system-packages.sh
 
+# Only the tests need these: the dashboard's browser tests drive headless Chromium through chromedriver.
+test-system-packages:
+	@scripts/install-system-packages.sh chromium chromium-driver
+
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "VitalsStream needs Python 3.11 (Spyne 2.14 does not import on 3.12+); set PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m venv $(VENV)
@@ -34,4 +38,4 @@ $(INSTALLED): $(BIN)/python setup.cfg pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache test-artifacts
