@@ -52,7 +52,17 @@ def create_store_engine(url: str) -> Engine:
         return create_engine(url, pool_timeout=STATEMENT_TIMEOUT_SECONDS,
                              connect_args={"connect_timeout": 5,
                                            "options": f"-c lock_timeout={STATEMENT_TIMEOUT_SECONDS * 1000}"})
-    return create_engine(url, pool_timeout=STATEMENT_TIMEOUT_SECONDS)
+    engine = create_engine(url, pool_timeout=STATEMENT_TIMEOUT_SECONDS)
+    if parsed.get_backend_name() == "mssql":
+        event.listen(engine, "connect", _mssql_connect)
+    return engine
+
+
+def _mssql_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQL Server waits for a lock forever by default; this bounds it like PostgreSQL's lock_timeout.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET LOCK_TIMEOUT {STATEMENT_TIMEOUT_SECONDS * 1000}")
+    cursor.close()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

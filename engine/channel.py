@@ -288,8 +288,12 @@ class Channel:
         if header is None or header.is_ack:
             reason = "; ".join(map(str, work.problems)) or "an acknowledgement is never acknowledged"
             return _Plan(work, "ERROR" if header is None else "FILTERED", error=reason)
-        resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
-        if resent is not None and work.reprocess_of is None:  # an exact resend: the original answer, nothing stored
+        # An exact resend gets the original answer and stores nothing, unless that answer was AR: a refusal
+        # for reasons other than content (sender not accepted, version, our failure) invites a retry, which
+        # is looked at again (the route may have been fixed meanwhile).
+        resent = next((m for m in reversed(earlier)
+                       if m.content_hash == work.content_hash and not _refused(m)), None)
+        if resent is not None and work.reprocess_of is None:
             acks = tuple(resent.ack.split(ACK_SEPARATOR)) if resent.ack else ()
             return _Plan(work, resent.status, acks, message_id=resent.id, resent=True)
         original = next((m for m in earlier if m.status == "STORED" and m.duplicate_of is None), None)
@@ -363,6 +367,12 @@ def _origin(work: Prepared) -> tuple[str, str, str, str, str]:
     return (_clip(header.sending_application, 227), _clip(header.sending_facility, 227),
             _clip(header.control_id, 200), _clip(f"{header.message_type}^{header.trigger_event}", 20),
             _clip(header.version, 10))
+
+
+def _refused(row: Row) -> bool:
+    """Was an earlier message answered AR (its last ACK)?"""
+    codes = ack_codes(row.ack.split(ACK_SEPARATOR)) if row.ack else []
+    return bool(codes) and codes[-1] == "AR"
 
 
 def _log_outcome(plan: _Plan) -> None:

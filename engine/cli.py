@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+
+    def settings() -> Settings:
+        try:
+            return Settings.from_env()
+        except ValueError as error:  # a VITALS_* variable that is not what it must be
+            parser.error(str(error))
+
     if args.command in ("transform", "ingest"):
         try:
             zone = ZoneInfo(args.tz)
@@ -83,21 +90,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown time zone {args.tz!r}")
         if args.command == "transform":
             return _transform(args.files, OruMapping(zone=zone))
-        return _ingest(args.files, Route(oru=OruMapping(zone=zone)), Settings.from_env())
+        return _ingest(args.files, Route(oru=OruMapping(zone=zone)), settings())
     if args.command == "send":
         return _send(args)
     if args.command == "routes":
-        directory = args.directory or Settings.from_env().routes_dir
+        directory = args.directory or settings().routes_dir
         return _check_routes(directory) if args.routes_command == "check" else _test_routes(directory)
     if args.command == "run":
-        return _run(Settings.from_env())
+        return _run(settings())
     if args.command == "outbox":
-        return outbox_cli.run(args, Settings.from_env())
+        return outbox_cli.run(args, settings())
     if args.command == "mock-ehr":
         return _mock_ehr(args)
     if args.command == "housekeeping":
-        return _housekeeping(args.job, Settings.from_env())
-    return _upgrade(Settings.from_env())
+        return _housekeeping(args.job, settings())
+    return _upgrade(settings())
 
 
 def _housekeeping(job: str, settings: Settings) -> int:
@@ -228,7 +235,11 @@ def _run(settings: Settings) -> int:
     except (MigrationError, ValueError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 1
-    asyncio.run(serve(engine))
+    try:
+        asyncio.run(serve(engine))
+    except OSError as error:  # a port that is taken, an address this machine does not have
+        print(f"could not start: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line on stderr, with the fields a record carries in ``extra``.
 
 Message content is PHI: code logs ids, counts, codes and peers, never payloads. A route that opts in
-(``log_phi: true``) may log content, at DEBUG only.
+(``log_phi: true``) logs the content of the messages it does not store (for a test system's engineers).
 """
 from __future__ import annotations
 

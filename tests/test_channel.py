@@ -181,3 +181,13 @@ def test_reprocessing_a_refused_message_stores_it_once_the_route_can_map_it(stor
     with store.engine.connect() as conn:
         row = conn.execute(select(messages).where(messages.c.id == again.message_id)).one()
     assert row.reprocess_of == refused.message_id and count(store, device_readings) == 1
+
+
+def test_an_exact_resend_of_a_refused_message_is_looked_at_again(store: SqlStore) -> None:
+    message = oru("R-1", "P1", "20240101100000", [("heart_rate", 70)])
+    picky = Route(sending_applications=frozenset({"MONITOR"}))
+    assert Channel(store).dispatch(message, picky).ack_codes == ["AR"]
+    again = Channel(store).dispatch(message, Route())  # the route now takes this sender
+    assert (again.status, again.ack_codes, again.duplicate) == ("STORED", ["AA"], False)
+    assert Channel(store).dispatch(message, Route()).duplicate  # a resend of the stored one is a resend
+    assert (count(store, messages), count(store, device_readings)) == (2, 1)

@@ -121,3 +121,19 @@ def test_outbox_commands_refuse_a_destination_nobody_knows(sqlite_url: str) -> N
     assert typo.returncode == 1 and "there is no destination 'eh'" in typo.stderr
     configured = vitalsstream("outbox", "pause", "ehr", db_url=sqlite_url)  # routes/default.yaml names it
     assert configured.returncode == 0, configured.stderr
+
+
+def test_bad_settings_and_a_taken_port_are_one_line_errors(tmp_path: Path) -> None:
+    bad = subprocess.run([sys.executable, "-m", "engine.cli", "run"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "VITALS_HTTP_PORT": "eighty"}, timeout=60)
+    assert bad.returncode == 2 and "VITALS_HTTP_PORT='eighty' is not a TCP port" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run([sys.executable, "-m", "engine.cli", "run"], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "VITALS_MLLP_PORT": str(port), "VITALS_HTTP_PORT": str(port + 1),
+                                   "VITALS_DB_URL": f"sqlite:///{tmp_path / 'v.db'}"}, timeout=60)
+    assert busy.returncode == 1 and "could not start:" in busy.stderr and "Traceback" not in busy.stderr
