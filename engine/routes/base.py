@@ -1,9 +1,9 @@
 """What every route config model shares: unknown keys are errors, and the helpers lint rules use.
 
-A model's fields are its documentation: each has a description and an example (a test checks this), so
-the reference in docs/routes.md can be generated from the models. Cross-field checks are lint rules
-written as validators that raise ``broken_rule``; they run even when other parts of the file are wrong,
-so one check reports everything.
+A model's fields are its documentation: each has a description and an example (a test checks this), and
+docs/routes-reference.md is generated from them (scripts/routes_reference.py). Cross-field checks are lint
+rules written as validators that raise ``broken_rule``; they run even when other parts of the file are
+wrong, so one check reports everything.
 """
 from __future__ import annotations
 

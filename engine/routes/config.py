@@ -61,7 +61,7 @@ class RouteConfig(ConfigModel):
     name: Annotated[str, AfterValidator(_name)] = Field(
         "default", description="Unique route name, stored with every message; defaults to the file name "
         "without .yaml.", examples=["icu"])
-    source: Source = Field(description="Where messages come from (kind: mllp).",
+    source: Source = Field(description="Where messages come from (kind: mllp, rest or soap).",
                            examples=[{"kind": "mllp", "port": 2575}])
     accept: Accept = Field(default_factory=Accept, description="Message type and sender filters.",
                            examples=[{"message_types": ["ORU^R01"], "sending_facilities": ["ICU"]}])

@@ -177,9 +177,10 @@ class NotifyDestination(OutboxDestination):
     severities: list[Literal["warning", "critical"]] = Field(
         default_factory=lambda: ["critical"], min_length=1, description="Alert severities notified.",
         examples=[["critical", "warning"]])
-    suppress_minutes: float = Field(15, ge=0, description="A new alert of the same patient, vital and kind "
-                                    "within this many minutes of the last one notified is recorded as "
-                                    "SUPPRESSED, not sent (a repeating breach does not flood).", examples=[15])
+    suppress_minutes: float = Field(15, ge=0, description="A new alert of the same patient, vital and kind, "
+                                    "no more severe, within this many minutes of the last one notified is "
+                                    "recorded as SUPPRESSED, not sent (a repeating breach does not flood; an "
+                                    "escalation to critical is always sent).", examples=[15])
 
     @model_validator(mode="after")
     def _exactly_one_channel(self) -> NotifyDestination:
