@@ -9,6 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from adapters import rest
+from adapters.dashboard.app import mount_dashboard
+from adapters.dashboard.settings import DashboardSettings
 from adapters.rest import health as readiness
 from adapters.rest.errors import install_error_handlers
 from adapters.rest.settings import ApiSettings
@@ -25,7 +27,8 @@ def create_app(health: Callable[[], dict[str, Any]], store: SqlStore | None = No
                blocking_submit: Callable[[Submission | Inbound], Receipt] | None = None,
                pcd01_route: Route | None = None, rest_route: Route | None = None,
                soap_route: Route | None = None,
-               destinations: Sequence[Mapping[str, str]] | None = None) -> FastAPI:
+               destinations: Sequence[Mapping[str, str]] | None = None,
+               dashboard: DashboardSettings | None = None) -> FastAPI:
     """``health`` reports the engine's state: {"status": "ok" | "degraded", ...}.
 
     With a ``store`` the REST API (/api/v1) is mounted; ``api`` holds its keys (none: authentication off);
@@ -35,7 +38,8 @@ endpoints, which run in worker threads; ``pcd01_route`` is the MLLP route whose 
 SOAP takes; ``rest_route`` and ``soap_route`` the routes REST and SOAP submissions take (default: routes
 named rest and soap); ``routes`` are the configured routes by name
     (/api/v1/channels lists them before their first message); ``destinations`` the configured outbox
-    destinations ({"name", "kind", "route"}: /api/v1/destinations lists them before their first row).
+    destinations ({"name", "kind", "route"}: /api/v1/destinations lists them before their first row);
+    ``dashboard`` the dashboard's settings (users, sessions; default: sign-in off, loopback only).
     """
     app = FastAPI(title="VitalsStream", version="0.1.0")
     app.state.store = store
@@ -55,6 +59,7 @@ named rest and soap); ``routes`` are the configured routes by name
     if store is not None:
         for router in rest.routers():
             app.include_router(router)
+        mount_dashboard(app, dashboard)
         app.mount("/soap", soap_app(store, submit=blocking_submit, users=app.state.api.soap_users,
                                         pcd01_route=pcd01_route, soap_route=soap_route))
     install_error_handlers(app)

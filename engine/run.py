@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.dashboard.settings import DashboardSettings
 from adapters.http_api import create_app
 from adapters.mllp.server import MllpServer, Peer
 from adapters.rest.settings import ApiSettings
@@ -59,6 +60,7 @@ class Engine:
     outbox: OutboxWorker
     housekeeping: Housekeeping
     api: ApiSettings
+    dashboard: DashboardSettings
     listeners: list[MllpServer] = field(default_factory=list)
     http: _HttpServer | None = None
 
@@ -85,6 +87,8 @@ def build(settings: Settings) -> Engine:
     ValueError on bad API settings, MigrationError on a server database that is behind."""
     api = ApiSettings.from_env()
     routes = load_routes(settings.routes_dir)
+    dashboard = DashboardSettings.from_env(listen_host=settings.http_host, expected_intervals={
+        c.name: c.devices.expected_interval_seconds for c in routes})
     store = SqlStore.from_url(settings.db_url)
     if store.dialect == "sqlite":
         upgrade(store.engine)
@@ -93,7 +97,8 @@ def build(settings: Settings) -> Engine:
     outbox = OutboxWorker(store, lanes_for(routes), settings.node_name)
     committer = GroupCommitter(Channel(store, outbox_written=outbox.wake),
                                writers=WRITERS.get(store.dialect, DEFAULT_WRITERS))
-    engine = Engine(settings, routes, store, committer, outbox, housekeeping(store, routes, settings.node_name), api)
+    engine = Engine(settings, routes, store, committer, outbox, housekeeping(store, routes, settings.node_name), api,
+                    dashboard)
     for config in routes:
         if isinstance(config.source, MllpSource):
             engine.listeners.append(_listener(config, config.to_route(), committer))
@@ -161,7 +166,8 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
                          pcd01_route=engine.pcd01_route(), rest_route=engine.submission_route("rest"),
                          soap_route=engine.submission_route("soap"),
                          destinations=[{"name": d.name, "kind": d.kind, "route": c.name}
-                                       for c in engine.routes for d in c.outbox_destinations()])
+                                       for c in engine.routes for d in c.outbox_destinations()],
+                         dashboard=engine.dashboard)
         engine.http = _HttpServer(uvicorn.Config(app, host=engine.settings.http_host,
                                                     port=engine.settings.http_port, log_config=None,
                                                     lifespan="off"))
