@@ -21,6 +21,7 @@ QUIET_ROUTE = RouteFacts(name="icu", listening=True, port=2575, last_received_at
                          queued=0, oldest_queued_at=None, silent_devices=0)
 QUIET_DESTINATION = DestinationFacts(name="ehr", kind="ehr_soap", paused=False, paused_by=None, queued=0,
                                      oldest_queued_at=None, dead_letters=0, failed_recent=0, sent_recent=12,
+                                     failed_since_sent=0,
                                      down_incident=False)
 
 
@@ -91,15 +92,22 @@ def test_a_destination_sending_is_green() -> None:
 def test_dead_letters_and_an_unreachable_ehr_are_red() -> None:
     assert destination(dead_letters=1) == (RED, ("1 dead letter waiting for an operator",))
     assert destination(down_incident=True) == (RED, ("EHR unreachable: records keep failing (incident open)",))
-    assert destination(failed_recent=3, sent_recent=0) == (
+    assert destination(failed_recent=3, failed_since_sent=3, sent_recent=0) == (
         RED, ("EHR unreachable: 3 failed attempts and none sent in 15 min",))
-    assert destination(kind="notify", failed_recent=5, sent_recent=0)[1] == (
+    assert destination(kind="notify", failed_recent=5, failed_since_sent=5, sent_recent=0)[1] == (
         "destination unreachable: 5 failed attempts and none sent in 15 min",)
+    # An EHR that was delivering goes red as soon as it keeps failing, and green at its next delivery.
+    assert destination(failed_recent=4, failed_since_sent=4, sent_recent=30) == (
+        RED, ("EHR unreachable: 4 failed attempts since the last delivery",))
+    assert destination(failed_recent=40, failed_since_sent=0, sent_recent=31) == (
+        GREEN, ("recovered: delivering again after 40 failed attempts", "outbox empty"))
 
 
 def test_some_failures_a_pause_and_a_growing_queue_are_yellow() -> None:
-    assert destination(failed_recent=2, sent_recent=0) == (YELLOW, ("2 failed attempts in 15 min (retrying)",))
-    assert destination(failed_recent=9, sent_recent=1)[0] == YELLOW  # it still gets records through
+    assert destination(failed_recent=2, failed_since_sent=2, sent_recent=0) == (
+        YELLOW, ("2 failed attempts in 15 min (retrying)",))
+    assert destination(failed_recent=9, failed_since_sent=1, sent_recent=1) == (
+        YELLOW, ("1 failed attempt since the last delivery (retrying)",))
     assert destination(paused=True, paused_by="ops.lee") == (YELLOW, ("paused by ops.lee",))
     assert destination(queued=8, oldest_queued_at=NOW - timedelta(hours=2, minutes=5)) == (
         YELLOW, ("outbox not draining: 8 records waiting, the oldest for 2 h 5 min",))

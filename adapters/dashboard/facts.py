@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, join, or_, select
 
 from adapters.dashboard.health import (
     WINDOW_MINUTES,
@@ -124,12 +124,23 @@ def _outbox(conn: Connection, since: datetime) -> tuple[_Outbox, _Outbox]:
 
 
 def _attempts(conn: Connection, since: datetime) -> dict[str, dict[str, int]]:
-    """Delivery attempts since ``since``, per destination and outcome (sent, retry, dead)."""
+    """Delivery attempts since ``since``, per destination and outcome (sent, retry, dead), and under
+    ``since_sent`` the failed ones after the destination's newest delivery in that time."""
     found: dict[str, dict[str, int]] = defaultdict(dict)
-    statement = (select(o.c.destination, t.c.outcome, func.count()).join_from(t, o, o.c.id == t.c.outbox_id)
+    attempts = join(t, o, o.c.id == t.c.outbox_id)
+    statement = (select(o.c.destination, t.c.outcome, func.count()).select_from(attempts)
                  .where(t.c.started_at >= since).group_by(o.c.destination, t.c.outcome))
     for destination, outcome, count in conn.execute(statement):
         found[destination][outcome] = int(count)
+    last_sent = (select(o.c.destination, func.max(t.c.started_at).label("at")).select_from(attempts)
+                 .where(t.c.started_at >= since, t.c.outcome == "sent").group_by(o.c.destination).subquery())
+    failing = (select(o.c.destination, func.count()).select_from(
+                   attempts.outerjoin(last_sent, last_sent.c.destination == o.c.destination))
+               .where(t.c.started_at >= since, t.c.outcome.in_(FAILED_OUTCOMES),
+                      or_(last_sent.c.at.is_(None), t.c.started_at > last_sent.c.at))
+               .group_by(o.c.destination))
+    for destination, count in conn.execute(failing):
+        found[destination]["since_sent"] = int(count)
     return found
 
 
@@ -167,7 +178,7 @@ def _destination_tile(name: str, config: dict[str, Any] | None, outbox: _Outbox,
         paused_by=switch.changed_by if paused else None, queued=outbox.queued.get(name, 0),
         oldest_queued_at=outbox.oldest.get(name), dead_letters=outbox.dead.get(name, 0),
         failed_recent=sum(attempts.get(outcome, 0) for outcome in FAILED_OUTCOMES),
-        sent_recent=attempts.get("sent", 0), down_incident=down)
+        sent_recent=attempts.get("sent", 0), failed_since_sent=attempts.get("since_sent", 0), down_incident=down)
     return DestinationTile(name, facts.kind, config.get("route") if config else outbox.routes.get(name),
                            destination_health(facts, now, settings.queue_age_limit_seconds), facts,
                            outbox.sent.get(name, 0), outbox.last_sent.get(name),

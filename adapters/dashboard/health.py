@@ -72,6 +72,7 @@ class DestinationFacts:
     dead_letters: int
     failed_recent: int  # attempts that failed in the window
     sent_recent: int  # attempts that succeeded in the window
+    failed_since_sent: int  # failed attempts in the window after the newest delivery (all of them if none)
     down_incident: bool  # a destination_down incident is open or acknowledged
 
 
@@ -99,18 +100,21 @@ def destination_health(facts: DestinationFacts, now: datetime,
     who = "EHR" if facts.kind == "ehr_soap" else "destination"
     if facts.down_incident:
         found.append((RED, f"{who} unreachable: records keep failing (incident open)"))
-    elif facts.failed_recent >= UNREACHABLE_FAILURES and not facts.sent_recent:
-        found.append((RED, f"{who} unreachable: {_count(facts.failed_recent, 'failed attempt')} and none sent "
-                           f"in {WINDOW_MINUTES} min"))
-    elif facts.failed_recent:
-        found.append((YELLOW, f"{_count(facts.failed_recent, 'failed attempt')} in {WINDOW_MINUTES} min "
+    elif facts.failed_since_sent >= UNREACHABLE_FAILURES:
+        since = "since the last delivery" if facts.sent_recent else f"and none sent in {WINDOW_MINUTES} min"
+        found.append((RED, f"{who} unreachable: {_count(facts.failed_since_sent, 'failed attempt')} {since}"))
+    elif facts.failed_since_sent:
+        found.append((YELLOW, f"{_count(facts.failed_since_sent, 'failed attempt')} since the last delivery "
+                              "(retrying)" if facts.sent_recent else
+                              f"{_count(facts.failed_since_sent, 'failed attempt')} in {WINDOW_MINUTES} min "
                               "(retrying)"))
     if facts.paused:
         found.append((YELLOW, f"paused by {facts.paused_by}" if facts.paused_by else "paused"))
     found.extend(_queue(facts.queued, facts.oldest_queued_at, now, queue_age_limit_seconds))
     if found:
         return _verdict(found)
-    fine = [f"no failed attempts in {WINDOW_MINUTES} min"]
+    fine = [f"recovered: delivering again after {_count(facts.failed_recent, 'failed attempt')}"
+            if facts.failed_recent else f"no failed attempts in {WINDOW_MINUTES} min"]
     fine.append(f"outbox draining ({facts.queued} waiting)" if facts.queued else "outbox empty")
     return Verdict(GREEN, tuple(fine))
 
