@@ -1,10 +1,11 @@
-# VitalsStream: `make run` starts the engine (MLLP 2575, HTTP 8000, SQLite); `make test` runs the suite.
+# VitalsStream: `make run` starts the engine (MLLP 2575, HTTP 8000, SQLite); `make test` runs the suite;
+# `make demo` runs the engine, a mock EHR and simulated monitors, devices and an EHR outage (docs/demo.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run install test lint bench system-packages test-system-packages clean
+.PHONY: run install test lint bench demo system-packages test-system-packages clean
 
 run: install
 	$(BIN)/vitalsstream run
@@ -15,6 +16,9 @@ install: system-packages $(INSTALLED)
 test: system-packages test-system-packages $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/python scripts/demo.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
