@@ -154,7 +154,9 @@ class MockEhr:
 
     def _listen(self) -> socket.socket:
         """A bound socket (uvicorn listens on it); remembers the port it got."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only then (else each answer
+        # waits ~40 ms for the client's delayed ACK).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.port))
