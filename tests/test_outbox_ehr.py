@@ -65,7 +65,7 @@ def ehr(tmp_path: Path) -> Iterator[MockEhr]:
 
 def routes_for(tmp_path: Path, text: str) -> Path:
     folder = tmp_path / "routes"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "ward.yaml").write_text(text)
     return folder
 
@@ -151,8 +151,8 @@ def test_a_client_fault_is_a_dead_letter_until_an_operator_retries_it(sqlite_url
     assert len(ehr.received()) == 2
 
 
-def engine_process(db_url: str, routes: Path, mllp_port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VITALS_DB_URL": db_url, "VITALS_ROUTES": str(routes), "VITALS_NODE_NAME": "engine-1",
+def engine_process(db_url: str, routes: Path, mllp_port: int, node: str = "engine-1") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "VITALS_DB_URL": db_url, "VITALS_ROUTES": str(routes), "VITALS_NODE_NAME": node,
            "VITALS_HTTP_PORT": str(free_port())}
     log = routes.parent / "engine.log"
     with log.open("ab") as output:
@@ -232,3 +232,31 @@ def test_alerts_reach_the_on_call_webhook_signed_once_per_window_and_resolved(
     assert first.headers["X-VitalsStream-Signature"] == f"sha256={expected}"
     assert [row.state for row in outbox_rows(sqlite_url) if row.destination == "pager"] == [
         "SENT", "SENT", "SUPPRESSED"]
+
+
+@pytest.mark.postgres
+def test_two_engines_on_one_postgresql_database_send_each_record_once(
+        postgres_url: str, tmp_path: Path, ehr: MockEhr) -> None:
+    store = SqlStore.from_url(postgres_url)
+    from engine.migrations import upgrade
+    upgrade(store.engine)
+    store.close()
+    ports = [free_port(), free_port()]
+    engines = []
+    try:
+        for number, port in enumerate(ports, 1):
+            routes = routes_for(tmp_path / f"node-{number}", route(ehr.endpoint, port=port))
+            engines.append(engine_process(postgres_url, routes, port, node=f"engine-{number}"))
+        patients = [f"P{n % 4}" for n in range(24)]
+        for number, port in enumerate(ports):  # each engine takes half the monitors
+            send_all(port, [message.replace(b"|M-", f"|N{number}-".encode())
+                            for message in messages_for(patients[number::2])])
+        wait_for(lambda: len(outbox_rows(postgres_url)) == 24
+                 and all(row.state == "SENT" for row in outbox_rows(postgres_url)))
+    finally:
+        for engine in engines:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(30)
+    assert_each_once_in_order(ehr, keys_by_patient(postgres_url))
+    assert all(r["calls"] == 1 for r in ehr.received())
+    assert {row.claimed_by for row in outbox_rows(postgres_url)} == {None}
