@@ -112,9 +112,9 @@ class OutageScript(threading.Thread):
 
     def run(self) -> None:
         steps = ((self._outage.start, "down", "EHR outage: the mock EHR answers 503 now; the engine keeps "
-                  "acknowledging, its records for the EHR wait in the outbox (watch the EHR tile)"),
+                  "acknowledging, its records for the EHR wait in the outbox (the EHR tile turns red)"),
                  (self._outage.end, "ok", "EHR back: the outbox delivers what waited, in order per patient "
-                  "(watch the EHR tile)"))
+                  "(the EHR tile turns green)"))
         for at, mode, words in steps:
             if self._halt.wait(max(0.0, self._clock.real_seconds(at - self._clock.now()))):
                 return
