@@ -5,48 +5,25 @@ No timing assertions: the numbers depend on the machine; only the shape of the o
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+from tests.bench_runner import BENCH_DIR, imported, run_bench
+
 BENCH = BENCH_DIR / "outbox_bench.py"
 TINY = ["--rows", "20", "--workers", "2", "--only", "sqlite,peer"]
 
 
 def _run(arguments: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The benchmark as a subprocess; on a hang it gets SIGINT first, so it stops the servers it started."""
-    process = subprocess.Popen([sys.executable, str(BENCH), *arguments], cwd=BENCH_DIR.parent, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        pytest.fail(f"outbox_bench.py {' '.join(arguments)} did not finish within {timeout:g} s")
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return run_bench(BENCH, arguments, timeout)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """The benchmark module, imported from its path (bench/ is not a package; it imports mllp_bench)."""
-    sys.path.insert(0, str(BENCH_DIR))
-    spec = importlib.util.spec_from_file_location("outbox_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
-    sys.path.remove(str(BENCH_DIR))
+    yield from imported(BENCH)
 
 
 def test_cli_delivers_through_the_outbox_and_the_peer_and_exits_0():
