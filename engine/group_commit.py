@@ -12,6 +12,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.channel import Channel, Inbound, Prepared, Receipt, Submission
@@ -89,20 +90,29 @@ class GroupCommitter:
             receipts = self.channel.store_batch([p.prepared for p in batch])
         except Exception as error:  # never leave a sender waiting: fail its future instead
             log.exception("batch failed", extra={"messages": len(batch), "error": type(error).__name__})
-            for pending in batch:
-                pending.loop.call_soon_threadsafe(_fail, pending.future, error)
+            _hand_back(batch, [error] * len(batch))
             return
         self.batches += 1
         self.messages += len(batch)
-        for pending, receipt in zip(batch, receipts, strict=True):
-            pending.loop.call_soon_threadsafe(_resolve, pending.future, receipt)
+        _hand_back(batch, receipts)
 
 
-def _resolve(future: asyncio.Future[Receipt], receipt: Receipt) -> None:
-    if not future.done():
-        future.set_result(receipt)
+def _hand_back(batch: list[_Pending], outcomes: Sequence[Receipt | Exception]) -> None:
+    """Settle the batch's futures with ONE callback per event loop: each call_soon_threadsafe wakes the loop
+    through its self-pipe (a system call, and a GIL hand-over) from this thread, so not one per message."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Receipt], Receipt | Exception]]] = {}
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle, settled)
 
 
-def _fail(future: asyncio.Future[Receipt], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+def _settle(settled: list[tuple[asyncio.Future[Receipt], Receipt | Exception]]) -> None:
+    """In the loop's thread, in batch order: a receipt resolves its future, an exception fails it."""
+    for future, outcome in settled:
+        if future.done():
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

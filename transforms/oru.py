@@ -93,10 +93,11 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
     path, equipment = obx.get(4).strip(), obx.get(18).strip()
     if path and equipment:
         context.equipment[path] = equipment
-    vital, system, code = _identify(obx, mapping.codes)
     status = obx.get(11).strip().upper()
-    raw_value = obx.field(5)
-    if vital is None or status in NO_READING_STATUSES or not raw_value.strip():
+    if status in NO_READING_STATUSES or not obx.field(5).strip():
+        return None
+    vital, system, code = _identify(obx, mapping.codes)
+    if vital is None:
         return None
     problems = []
     if status and status not in READING_STATUSES:
@@ -106,7 +107,8 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
         problems.append(Problem(SEGMENT_SEQUENCE_ERROR, "OBX with a vital sign before any PID segment",
                                 obx.location()))
     value = _value(obx, problems)
-    unit = _unit(obx, vital, mapping.codes, problems)
+    sent_unit = obx.get(6).strip()  # OBX-6.1
+    unit = _unit(obx, sent_unit, vital, mapping.codes, problems)
     observed_at = _observed_at(obx, context, mapping.zone, problems)
     canonical = None
     if value is not None and unit is not None:
@@ -128,7 +130,7 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
         source_system=system,
         source_code=code,
         source_value=value[1],
-        source_unit=obx.get(6).strip(),
+        source_unit=sent_unit,
         control_id=context.header.control_id,
         comparator=value[2],
     )
@@ -172,9 +174,10 @@ def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str, str] | No
     return float(text), text, ""
 
 
-def _unit(obx: Segment, vital: str, codes: CodeMap, problems: list[Problem]) -> str | None:
-    """UCUM unit of OBX-6 (code, then text); the vital's canonical unit when it may go without one."""
-    code, text = obx.get(6, 1).strip(), obx.get(6, 2).strip()
+def _unit(obx: Segment, code: str, vital: str, codes: CodeMap, problems: list[Problem]) -> str | None:
+    """UCUM unit of OBX-6 (``code`` is OBX-6.1, then the text); the vital's canonical unit when it may go
+    without one."""
+    text = obx.get(6, 2).strip()
     if not code and not text:
         if VITALS[vital].unit_optional:
             return VITALS[vital].unit

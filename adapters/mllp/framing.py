@@ -28,6 +28,7 @@ import re
 START = b"\x0b"  # SB, start block
 END = b"\x1c\x0d"  # EB CR, end block
 _EB = 0x1C
+_EB_BYTE = bytes([_EB])
 _CR = 0x0D
 _MARKER = re.compile(rb"[\x0b\x1c]")  # the bytes that end plain payload inside a frame
 
@@ -49,7 +50,7 @@ class FrameTooLarge(FramingError):
 
 def frame(payload: bytes) -> bytes:
     """Wrap one message in an MLLP block. Refuses payloads holding SB or EB: they would break the framing."""
-    if START in payload or bytes([_EB]) in payload:
+    if START in payload or _EB_BYTE in payload:
         raise ValueError("an MLLP payload may not contain 0x0B or 0x1C")
     return START + payload + END
 

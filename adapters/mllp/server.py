@@ -390,6 +390,9 @@ class MllpServer:
         if writer.is_closing():  # the peer left while the handler ran
             raise ConnectionResetError("peer closed the connection before its ACK")
         writer.writelines(framed)
+        if writer.transport.get_write_buffer_size() == 0:
+            await writer.drain()  # all sent already: drain cannot wait, and a timer per ACK costs more than it
+            return
         try:
             async with asyncio.timeout(self.limits.write_timeout):
                 await writer.drain()

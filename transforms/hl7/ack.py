@@ -10,10 +10,11 @@ the same message will not help), R = rejected (unsupported, or our own failure: 
 """
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 from transforms.errors import CODE_TEXT, Problem
@@ -65,7 +66,9 @@ def acknowledgement_codes(header: Header, outcome: Outcome, original_mode: bool 
 
 
 def _new_control_id() -> str:
-    return uuid.uuid4().hex[:20]
+    """MSH-10 of an ACK: 80 random bits as 20 hex digits. It only has to be unique, not secret, so the
+    interpreter's generator (seeded from the OS, reseeded after fork) does, without a system call per ACK."""
+    return f"{random.getrandbits(80):020x}"
 
 
 def acknowledgements(header: Header, delimiters: Delimiters, outcome: Outcome, *,
@@ -98,6 +101,7 @@ def build_ack(header: Header, d: Delimiters, code: str, problems: Sequence[Probl
     return "\r".join(segments) + "\r"
 
 
+@lru_cache(maxsize=64)  # every ACK asks about its message's version, and senders use a handful
 def _before(version: str, than: str) -> bool:
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split(".") if x.isdigit())

@@ -42,21 +42,29 @@ class Delimiters:
 class Segment:
     """One segment: its id and raw fields, numbered as HL7 numbers them (``seg.field(3)`` is XXX-3)."""
 
-    __slots__ = ("_delimiters", "_fields", "name", "sequence")
+    __slots__ = ("_delimiters", "_fields", "_msh", "name", "sequence")
 
     def __init__(self, fields: list[str], delimiters: Delimiters, sequence: int):
         self.name = fields[0]
         self.sequence = sequence  # 1 for the first segment with this id in the message, 2 for the next ...
-        self._fields = fields
+        self._msh = self.name == "MSH"
+        # MSH-1 is the field separator itself: with it put in place, _fields[n] is field n in every segment.
+        self._fields = [fields[0], delimiters.field, *fields[1:]] if self._msh else fields
         self._delimiters = delimiters
 
     def field(self, number: int) -> str:
         """The raw (still escaped) text of field ``number``; '' when absent."""
-        if self.name == "MSH":
-            if number == 1:
-                return self._delimiters.field
-            number -= 1
-        return self._fields[number] if number < len(self._fields) else ""
+        fields = self._fields
+        if number < len(fields):
+            return fields[number] if number > 0 else self._unnumbered(number)
+        return ""
+
+    def _unnumbered(self, number: int) -> str:
+        """Numbers below 1 are no HL7 field: they index the fields as split (the segment id is number 0)."""
+        if not self._msh:
+            return self._fields[number]
+        as_split = [self._fields[0], *self._fields[2:]]
+        return as_split[number - 1]
 
     def repetitions(self, number: int) -> list[str]:
         raw = self.field(number)
@@ -64,19 +72,34 @@ class Segment:
 
     def get(self, number: int, component: int = 1, repetition: int = 1, subcomponent: int = 1) -> str:
         """The unescaped text of one field/component/subcomponent, '' when absent."""
-        raw = self.field(number)
+        # The hot path of every transform: one call, no helper calls, a separator is split only when present.
+        fields = self._fields
+        if number >= len(fields):
+            return ""
+        raw = fields[number] if number > 0 else self._unnumbered(number)
         if not raw:
             return ""
-        d = self._delimiters
-        if self.name == "MSH" and number <= 2:
+        if number <= 2 and self._msh:
             return raw
-        if d.repetition in raw:
-            parts = raw.split(d.repetition)
+        d = self._delimiters
+        separator = d.repetition
+        if separator in raw:
+            parts = raw.split(separator)
             raw = parts[repetition - 1] if repetition <= len(parts) else ""
         elif repetition > 1:
             return ""
-        raw = _nth(raw, d.component, component)
-        raw = _nth(raw, d.subcomponent, subcomponent)
+        separator = d.component
+        if separator in raw:
+            parts = raw.split(separator)
+            raw = parts[component - 1] if component <= len(parts) else ""
+        elif component != 1:
+            return ""
+        separator = d.subcomponent
+        if separator in raw:
+            parts = raw.split(separator)
+            raw = parts[subcomponent - 1] if subcomponent <= len(parts) else ""
+        elif subcomponent != 1:
+            return ""
         return unescape(raw, d) if d.escape in raw else raw
 
     def components(self, number: int, repetition: int = 1) -> list[str]:
@@ -86,24 +109,20 @@ class Segment:
         if d.repetition in raw:
             parts = raw.split(d.repetition)
             raw = parts[repetition - 1] if repetition <= len(parts) else ""
-        return [unescape(c, d) if d.escape in c else c for c in raw.split(d.component)]
+        escape = d.escape
+        if escape not in raw:
+            return raw.split(d.component)
+        return [unescape(c, d) if escape in c else c for c in raw.split(d.component)]
 
     def location(self, field: int | None = None, component: int | None = None) -> Location:
         return Location(self.name, self.sequence, field, component)
 
     def __len__(self) -> int:
         """Number of the last field present (HL7 numbering)."""
-        return len(self._fields) if self.name == "MSH" else len(self._fields) - 1
+        return len(self._fields) - 1
 
     def __repr__(self) -> str:
         return f"<Segment {self.name}[{self.sequence}]>"
-
-
-def _nth(text: str, separator: str, n: int) -> str:
-    if separator not in text:
-        return text if n == 1 else ""
-    parts = text.split(separator)
-    return parts[n - 1] if n <= len(parts) else ""
 
 
 class Message:
@@ -131,19 +150,21 @@ def parse(text: str) -> Message:
 
     Raises MessageProblems (0357 code 100) when the message does not start with a usable MSH segment.
     """
-    lines = [line for line in _SEGMENT_TERMINATOR.split(text.strip(_FRAMING + "\r\n\t ")) if line.strip()]
+    text = text.strip(_FRAMING + "\r\n\t ")
+    split = text.split("\r") if "\n" not in text else _SEGMENT_TERMINATOR.split(text)  # CR alone: the usual case
+    lines = [line for line in split if line.strip()]
     if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
         raise MessageProblems([Problem(SEGMENT_SEQUENCE_ERROR, "the message must start with an MSH segment",
                                        Location("MSH"))])
     delimiters = _delimiters(lines[0])
     counts: dict[str, int] = {}
     segments = []
+    separator = delimiters.field
     for line in lines:
-        fields = line.split(delimiters.field)
-        name = fields[0].strip()
-        fields[0] = name
-        counts[name] = counts.get(name, 0) + 1
-        segments.append(Segment(fields, delimiters, counts[name]))
+        fields = line.split(separator)
+        name = fields[0] = fields[0].strip()
+        sequence = counts[name] = counts.get(name, 0) + 1
+        segments.append(Segment(fields, delimiters, sequence))
     return Message(delimiters, segments)
 
 
@@ -200,6 +221,9 @@ def _escape_value(sequence: str, delimiters: Delimiters) -> str:
 def escape(text: str, delimiters: Delimiters) -> str:
     """Text made safe to place in a field: delimiters written as escape sequences."""
     d = delimiters
+    if not (d.escape in text or d.field in text or d.component in text or d.subcomponent in text
+            or d.repetition in text or "\r" in text or "\n" in text):
+        return text  # the usual control id or problem text: nothing to escape
     text = text.replace(d.escape, f"{d.escape}E{d.escape}")
     for char, name in ((d.field, "F"), (d.component, "S"), (d.subcomponent, "T"), (d.repetition, "R")):
         text = text.replace(char, f"{d.escape}{name}{d.escape}")

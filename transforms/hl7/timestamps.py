@@ -36,6 +36,16 @@ def parse_timestamp(text: str, zone: tzinfo = UTC) -> datetime:
     return aware.astimezone(UTC)
 
 
+_last_formatted: tuple[tuple[object, ...], str] = ((), "")  # every ACK of the same second has the same MSH-7
+
+
 def format_timestamp(moment: datetime) -> str:
     """An HL7 DTM with seconds and offset, for MSH-7 of the messages we write."""
-    return moment.strftime("%Y%m%d%H%M%S%z")
+    global _last_formatted
+    key = (moment.second, moment.minute, moment.hour, moment.day, moment.month, moment.year, moment.tzinfo,
+           moment.fold)
+    last_key, text = _last_formatted
+    if key != last_key:
+        text = moment.strftime("%Y%m%d%H%M%S%z")
+        _last_formatted = (key, text)
+    return text
