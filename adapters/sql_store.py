@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Row, make_url
+from sqlalchemy.exc import DBAPIError
 
 from adapters.sql_tables import alerts, device_readings, messages, outbox
 from engine.migrations import SQL_DIR, statements
@@ -27,8 +29,8 @@ MessageKey = tuple[str, str, str]  # MSH-3, MSH-4, MSH-10 as stored: the duplica
 STATEMENT_TIMEOUT_SECONDS = 10
 
 
-def _same(moment: datetime) -> datetime:
-    return moment
+def _same(value: Any) -> Any:
+    return value
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -121,12 +123,17 @@ class CopyInsert:
         self.sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
 
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as error:  # as SQLAlchemy's own statements fail: the channel answers AR 207
+            raise DBAPIError(self.sql, None, error) from error
 
 
 # Built once: constructing a statement per batch costs more than running it (cache key generation).
+_EARLIER_COLUMNS = ("id", "sending_application", "sending_facility", "control_id", "content_hash", "status", "ack",
+                    "duplicate_of")
 _EARLIER_MESSAGES = (
     select(messages.c.id, messages.c.sending_application, messages.c.sending_facility, messages.c.control_id,
            messages.c.content_hash, messages.c.status, messages.c.ack, messages.c.duplicate_of)
@@ -136,6 +143,68 @@ _INSERT_MESSAGES = insert(messages).returning(messages.c.id, sort_by_parameter_o
 
 READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "unit", "observed_at", "status",
                    "source_system", "source_code", "source_value", "source_unit", "comparator", "created_at")
+
+
+class DriverMessageStatements:
+    """The duplicate lookup and the message insert as SQL text, run through ``exec_driver_sql`` (SQLite and
+    PostgreSQL; SQL Server keeps the Core statements).
+
+    Through SQLAlchemy Core both cost far more Python than SQL: the lookup renders its expanding IN list and
+    processes every row on each call; the insert, asked for ids in row order, runs one INSERT ... RETURNING
+    per message on SQLite (no sentinel column SQLAlchemy trusts there) and builds a sentinel-sorted
+    INSERT ... SELECT on PostgreSQL. Here the lookup is one statement with a placeholder per control id and
+    the insert one multi-row INSERT ... VALUES ... RETURNING id per chunk of rows. Both databases draw the ids
+    (AUTOINCREMENT, the identity sequence) row by row in VALUES order, so the ids sorted ascending are the
+    rows' ids in order. ``exec_driver_sql`` still wraps driver errors in SQLAlchemy's, which the channel's
+    fallback (store one by one, AR 207) relies on.
+    """
+
+    def __init__(self, placeholder: str, max_parameters: int, bind: Callable[[Any], Any]):
+        self._placeholder = placeholder
+        self._max_parameters = max_parameters
+        self._bind = bind  # a column value as the dialect's SQLAlchemy types would bind it
+        self._lookups: dict[int, str] = {}
+        self._inserts: dict[tuple[tuple[str, ...], int], str] = {}
+
+    def earlier_messages(self, conn: Connection, control_ids: Sequence[str]) -> Iterable[Row]:
+        sql = self._lookups.get(len(control_ids))
+        if sql is None:
+            marks = ", ".join([self._placeholder] * len(control_ids))
+            sql = self._lookups[len(control_ids)] = (
+                f"SELECT {', '.join(_EARLIER_COLUMNS)} FROM messages WHERE control_id IN ({marks}) ORDER BY id")
+        return conn.exec_driver_sql(sql, tuple(control_ids))
+
+    def add_messages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+        columns = tuple(rows[0])
+        per_chunk = max(1, self._max_parameters // len(columns))
+        bind = self._bind
+        ids: list[int] = []
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start:start + per_chunk]
+            values = tuple([bind(row[column]) for row in chunk for column in columns])
+            ids += sorted(int(row[0]) for row in conn.exec_driver_sql(self._insert(columns, len(chunk)), values))
+        return ids
+
+    def _insert(self, columns: tuple[str, ...], count: int) -> str:
+        sql = self._inserts.get((columns, count))
+        if sql is None:
+            row = f"({', '.join([self._placeholder] * len(columns))})"
+            sql = self._inserts[(columns, count)] = (
+                f"INSERT INTO messages ({', '.join(columns)}) VALUES {', '.join([row] * count)} RETURNING id")
+        return sql
+
+
+def _driver_statements(dialect: str) -> DriverMessageStatements | None:
+    if dialect == "sqlite":  # SQLite binds at most 999 parameters a statement in builds before 3.32
+        return DriverMessageStatements("?", 999, _sqlite_value)
+    if dialect == "postgresql":
+        return DriverMessageStatements("%s", 65535, _same)
+    return None
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A value as SQLAlchemy's SQLite types bind it: times as text, the rest as is."""
+    return _sqlite_timestamp(value) if isinstance(value, datetime) else value
 
 
 def _sqlite_timestamp(moment: datetime) -> str:
@@ -182,6 +251,7 @@ class SqlStore:
         self.readings_insert = _fast_insert(engine, device_readings, READING_COLUMNS)
         self.outbox_insert = _fast_insert(engine, outbox, OUTBOX_COLUMNS)
         self.timestamp: Callable[[datetime], Any] = _sqlite_timestamp if self.dialect == "sqlite" else _same
+        self.message_statements = _driver_statements(self.dialect)
         self._sqlite_evaluation = (
             [text(s) for s in statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")]
             if self.dialect == "sqlite" else []
@@ -215,7 +285,11 @@ class StoreTransaction:
         if not wanted:
             return {}
         found: dict[MessageKey, list[Row]] = {}
-        for row in self.conn.execute(_EARLIER_MESSAGES, {"control_ids": sorted({key[2] for key in wanted})}):
+        control_ids = sorted({key[2] for key in wanted})
+        statements = self._store.message_statements
+        rows = (statements.earlier_messages(self.conn, control_ids) if statements is not None
+                else self.conn.execute(_EARLIER_MESSAGES, {"control_ids": control_ids}))
+        for row in rows:
             key = (row.sending_application, row.sending_facility, row.control_id)
             if key in wanted:
                 found.setdefault(key, []).append(row)
@@ -225,6 +299,8 @@ class StoreTransaction:
         """Insert message rows in one statement; their new ids, in the order of ``rows``."""
         if not rows:
             return []
+        if self._store.message_statements is not None:
+            return self._store.message_statements.add_messages(self.conn, rows)
         return [int(row.id) for row in self.conn.execute(_INSERT_MESSAGES, list(rows))]
 
     def add_readings(self, readings: Sequence[tuple[int, VitalsReading]], created_at: datetime) -> None:

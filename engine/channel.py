@@ -377,6 +377,8 @@ def _refused(row: Row) -> bool:
 
 def _log_outcome(plan: _Plan) -> None:
     """Ids, codes and reasons only; the content (PHI) only where the route opts in with log_phi."""
+    if plan.status == "STORED" and plan.duplicate_of is None:
+        return  # the usual outcome logs nothing: build no fields for it
     fields: dict[str, object] = {"route": plan.work.route.name, "message_id": plan.message_id,
                                  "status": plan.status, "ack": ack_codes(plan.acks)}
     if plan.duplicate_of is not None:

@@ -191,3 +191,18 @@ def test_an_exact_resend_of_a_refused_message_is_looked_at_again(store: SqlStore
     assert (again.status, again.ack_codes, again.duplicate) == ("STORED", ["AA"], False)
     assert Channel(store).dispatch(message, Route()).duplicate  # a resend of the stored one is a resend
     assert (count(store, messages), count(store, device_readings)) == (2, 1)
+
+
+def test_a_failing_readings_insert_answers_ar_207_on_every_database(store: SqlStore) -> None:
+    with store.engine.begin() as conn:  # PostgreSQL's COPY and SQLite's executemany both fail now
+        conn.execute(text("ALTER TABLE device_readings RENAME TO device_readings_gone"))
+    channel = Channel(store)
+    receipts = channel.dispatch_batch([Inbound(oru(f"F-{n}", "P1", "20240101100000", [("heart_rate", 70)]), Route())
+                                       for n in range(3)])
+    assert [r.ack_codes for r in receipts] == [["AR"]] * 3
+    assert all("|207^Application internal error^HL70357|" in r.acks[0] for r in receipts)
+
+
+def test_a_message_that_is_only_msh_is_refused_not_crashed(store: SqlStore) -> None:
+    receipt = Channel(store).dispatch(b"MSH\r", Route())
+    assert receipt.status == "ERROR" and receipt.acks == ()

@@ -38,6 +38,8 @@ def declared_charset(data: bytes) -> str:
         return ""
     line = data[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
     separator = line[3:4]
+    if not separator:  # "MSH" and nothing after it on the line: no field separator, so no MSH-18
+        return ""
     fields = line.split(separator)
     if len(fields) < 18:
         return ""
