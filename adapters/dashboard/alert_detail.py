@@ -1,6 +1,6 @@
 """One alert, drilled down: the patient's vitals over the last hours as a chart with the alert bands shaded,
 the readings around the alert, its history (raised, repeated, acknowledged, resolved, who was notified)
-and the message it came from. Six bounded queries: the alert, the charted readings (``ix_readings_patient``,
+and the message it came from. Six bounded queries: the alert, the charted readings (``ix_readings_patient_time``,
 at most MAX_POINTS), the bands, the readings around it, its outbox rows, its messages.
 """
 from __future__ import annotations
