@@ -29,7 +29,7 @@ from transforms.hl7.ack import Outcome, acknowledgements
 from transforms.hl7.charset import decode_with_codec
 from transforms.hl7.conformance import conformance_problems
 from transforms.hl7.header import Header, not_from, read_header
-from transforms.hl7.parser import Message, parse
+from transforms.hl7.parser import Delimiters, Message, parse
 from transforms.oru import ORU_R01, OruMapping, transform
 from transforms.vitals import VitalsReading
 
@@ -118,7 +118,8 @@ class Prepared:
     content_hash: str
     text: str
     encoding: str  # the codec that decoded the bytes; answers are encoded with it
-    message: Message | None = None
+    message: Message | None = None  # the parse, for the transform; never leaves the process that prepared it
+    delimiters: Delimiters | None = None  # the message's own, for its ACKs
     header: Header | None = None
     readings: list[VitalsReading] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -226,6 +227,7 @@ class Channel:
                         hashlib.sha256(item.raw).hexdigest(), text, encoding, reprocess_of=item.reprocess_of)
         try:
             work.message = parse(work.text)
+            work.delimiters = work.message.delimiters
             work.header = read_header(work.message)
         except MessageProblems as problems:
             work.problems = list(problems.problems)
@@ -321,14 +323,14 @@ class Channel:
         """The store failed: AR with ERR 207, nothing kept (the sender may resend)."""
         log.error("store failed, answering AR 207", extra={"route": work.route.name, "error": error})
         problem = Problem(APPLICATION_INTERNAL_ERROR, "the message could not be stored; send it again later")
-        if work.header is None or work.message is None or work.header.is_ack:
+        if work.header is None or work.delimiters is None or work.header.is_ack:
             return Receipt(None, "ERROR", (), error=str(problem), encoding=work.encoding)
         acks = tuple(self._acks(work, Outcome("rejected", (problem,))))
         return Receipt(None, "ERROR", acks, error=str(problem), encoding=work.encoding)
 
     def _acks(self, work: Prepared, outcome: Outcome) -> tuple[str, ...]:
-        assert work.header is not None and work.message is not None
-        return tuple(acknowledgements(work.header, work.message.delimiters, outcome, now=self.clock,
+        assert work.header is not None and work.delimiters is not None
+        return tuple(acknowledgements(work.header, work.delimiters, outcome, now=self.clock,
                                       original_mode=work.route.original_mode))
 
     def _row(self, plan: _Plan) -> dict[str, object]:

@@ -151,7 +151,7 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
             loop.add_signal_handler(signum, stop.set)
-    engine.committer.start()
+    await engine.committer.start()
     engine.outbox.start()
     engine.housekeeping.start()
     started: list[MllpServer] = []
@@ -178,7 +178,7 @@ async def serve(engine: Engine, stop: asyncio.Event | None = None) -> None:
         await http_task
     finally:
         await asyncio.gather(*(listener.stop() for listener in started))
-        await loop.run_in_executor(None, engine.committer.stop)
+        await engine.committer.stop()
         await loop.run_in_executor(None, engine.outbox.stop)
         await loop.run_in_executor(None, engine.housekeeping.shutdown)
         engine.store.close()

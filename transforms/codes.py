@@ -142,6 +142,10 @@ class CodeMap:
         folded = {text.casefold(): ucum for text, ucum in self.units.items()}
         object.__setattr__(self, "_units_folded", folded)
 
+    def __reduce__(self) -> tuple[type[CodeMap], tuple[dict[tuple[str, str], str], dict[str, str]]]:
+        """Pickled as plain dicts (read-only views do not pickle): routes travel to the store process."""
+        return CodeMap, (dict(self.observations), dict(self.units))
+
     def vital(self, system: str, code: str) -> str | None:
         """The vital an OBX-3 identifier names, or None when it is not a vital we store.
 
