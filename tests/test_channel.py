@@ -84,9 +84,10 @@ def test_enhanced_mode_gets_accept_then_application_ack(store: SqlStore) -> None
 
 
 def test_a_failure_inside_the_transaction_stores_nothing_and_answers_ar_207(store: SqlStore) -> None:
-    # Break alert evaluation: the readings were already inserted in the same transaction.
+    # Break alert evaluation (every batch with readings reads the bands): the readings were already inserted
+    # in the same transaction.
     with store.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE alerts RENAME TO alerts_gone"))
+        conn.execute(text("ALTER TABLE alert_thresholds RENAME TO alert_thresholds_gone"))
     receipt = Channel(store).dispatch(fixture("pcd01_nibp.hl7"), Route())
     assert receipt.message_id is None and receipt.ack_codes == ["AR"]
     assert "|207^Application internal error^HL70357|" in receipt.acks[0]
