@@ -238,14 +238,20 @@ class _AckProtocol(asyncio.Protocol):
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process and all its threads (Linux /proc), None when unknown."""
+    """User + system CPU seconds of a process, its threads and its child processes (the engine's store
+    process) while they run (Linux /proc), None when unknown."""
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # the process has ended
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found = True
+    return total if found else None
 
 
 def _postgres_cpu_seconds() -> float | None:
@@ -350,7 +356,8 @@ async def drive(port: int, feed: Feed, level: Level, warmup: float, seconds: flo
                 count: int | None, server_pid: int | None, postgres: bool = False) -> None:
     """Run one level: ``level.connections`` senders for ``warmup`` + ``seconds`` (or until ``count`` ACKs).
 
-    CPU is measured over the measured window: this process, the server process (``server_pid``), every
+    CPU is measured over the measured window: this process, the server process (``server_pid``, with its
+    child processes), every
     postgres process when ``postgres``, and the whole machine."""
     loop = asyncio.get_running_loop()
     began = time.perf_counter()
