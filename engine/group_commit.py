@@ -48,6 +48,7 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.batches = 0
         self.messages = 0
+        self.restarts = 0  # store processes that died and were replaced
         self._url = store.engine.url.render_as_string(hide_password=False)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -199,6 +200,7 @@ class GroupCommitter:
         self._ended.set()
         if self._stopping:
             return
+        self.restarts += 1
         log.error("store process ended unexpectedly; starting a new one", extra={"exitcode": self._process.poll()})
         self._fail([number for number in self._waiting if number not in {n for n, _ in self._queued}],
                    "the store process ended")

@@ -80,8 +80,9 @@ class Engine:
     def health(self) -> dict[str, Any]:
         channels = [{"route": s.name, "port": s.port, "listening": s.listening, "connections": s.connections}
                     for s in self.listeners]
-        ok = all(c["listening"] for c in channels)
-        return {"status": "ok" if ok else "degraded", "channels": channels}
+        store = {"running": self.committer.store_process_id is not None, "restarts": self.committer.restarts}
+        ok = all(c["listening"] for c in channels) and store["running"]
+        return {"status": "ok" if ok else "degraded", "channels": channels, "store_process": store}
 
 
 def build(settings: Settings) -> Engine:

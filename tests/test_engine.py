@@ -93,6 +93,7 @@ def test_monitors_send_and_get_aa_after_the_readings_are_stored(store: SqlStore,
         posted = httpx.post(f"{base}/api/v1/devices/APP-1/readings", timeout=30,
                             json={"patient_id": "P-APP", "timestamp": "2024-03-05T10:10:00Z", "spo2": 88})
     assert response.status_code == 200 and response.json()["channels"][0]["route"] == "ward"
+    assert response.json()["store_process"] == {"running": True, "restarts": 0}
     assert posted.status_code == 201 and posted.json()["alerts"][0]["severity"] == "critical"
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert metrics.status_code == 200 and "vitalsstream_" in metrics.text

@@ -77,6 +77,7 @@ def test_a_store_process_that_dies_is_replaced(store: SqlStore, monkeypatch) -> 
         return first, again, resent
 
     first, again, resent = asyncio.run(scenario())
+    assert committer.restarts == 1
     assert first.ack_codes == again.ack_codes == ["AA"]
     assert resent.duplicate and resent.message_id == first.message_id and resent.ack_codes == ["AA"]
     with store.engine.connect() as conn:
