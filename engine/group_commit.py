@@ -157,6 +157,9 @@ class GroupCommitter:
     def _write(self) -> None:
         """Give the pipe what it takes now; wait for it to take the rest (never block the loop)."""
         assert self._loop is not None
+        if self._requests < 0:  # no store process right now: what was framed for the last one is void
+            self._unsent.clear()
+            return
         try:
             written = os.write(self._requests, self._unsent) if self._unsent else 0
         except BlockingIOError:

@@ -102,3 +102,25 @@ def test_submit_after_stop_is_refused(sqlite_url: str) -> None:
 def test_an_in_memory_database_cannot_be_shared_with_the_store_process() -> None:
     with pytest.raises(ValueError, match="in-memory"):
         GroupCommitter(Channel(SqlStore.from_url("sqlite://")))
+
+
+def test_stop_while_a_dead_store_process_waits_to_be_replaced(store: SqlStore) -> None:
+    committer = GroupCommitter(Channel(store))
+
+    async def scenario() -> None:
+        await committer.start()
+        pid = committer.store_process_id
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while committer.store_process_id == pid:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(committer.submit(Inbound(oru("G-1", "P", "20240101100000", [("spo2", 97)]),
+                                                                 Route())))
+        await asyncio.sleep(0)
+        await committer.stop()  # before the replacement starts: none starts, the message is refused
+        with pytest.raises(StoreUnavailable):
+            await waiting
+        await asyncio.sleep(group_commit.RESTART_DELAY + 0.2)
+        assert committer.store_process_id is None
+
+    asyncio.run(scenario())
