@@ -44,6 +44,7 @@ class Requests:
         self._fd = fd
         self._reader = FrameReader()
         self._frames: list[object] = []
+        self._records: list[tuple[int, Prepared]] = []  # read, not yet taken (a frame may hold more than a batch)
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self.ended = False  # the engine asked to stop, or is gone
@@ -55,11 +56,11 @@ class Requests:
         return first
 
     def next_batch(self, max_batch: int) -> list[tuple[int, Prepared]]:
-        """Block for the first message, then add what is already waiting; empty once the pipe has ended."""
-        batch: list[tuple[int, Prepared]] = []
+        """Block for the first message, then add what is already waiting, up to ``max_batch``; empty once the
+        pipe has ended and everything read was taken."""
         with self._lock:
-            while len(batch) < max_batch and not self.ended:
-                message = self._next_frame(block=not batch)
+            while len(self._records) < max_batch and not self.ended:
+                message = self._next_frame(block=not self._records)
                 if message is _NOTHING:
                     break
                 if message is None:
@@ -68,7 +69,8 @@ class Requests:
                 assert isinstance(message, tuple)
                 routes, records = message
                 self._routes.update(routes)
-                batch += [(number, prepared_from_wire(wire, self._routes)) for number, wire in records]
+                self._records += [(number, prepared_from_wire(wire, self._routes)) for number, wire in records]
+            batch, self._records = self._records[:max_batch], self._records[max_batch:]
         return batch
 
     def _next_frame(self, block: bool) -> object:

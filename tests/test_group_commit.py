@@ -124,3 +124,19 @@ def test_stop_while_a_dead_store_process_waits_to_be_replaced(store: SqlStore) -
         assert committer.store_process_id is None
 
     asyncio.run(scenario())
+
+
+def test_a_batch_holds_at_most_max_batch_messages(store: SqlStore) -> None:
+    committer = GroupCommitter(Channel(store), max_batch=4)
+
+    async def send_all() -> list:
+        await committer.start()
+        receipts = await asyncio.gather(*(  # submitted in one turn of the loop: one frame to the store process
+            committer.submit(Inbound(oru(f"MB-{n}", f"P{n}", "20240101100000", [("spo2", 97)]), Route()))
+            for n in range(10)))
+        await committer.stop()
+        return receipts
+
+    receipts = asyncio.run(send_all())
+    assert all(r.ack_codes == ["AA"] for r in receipts)
+    assert committer.messages == 10 and committer.batches >= 3
