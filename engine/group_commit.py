@@ -205,8 +205,8 @@ class GroupCommitter:
             return
         self.restarts += 1
         log.error("store process ended unexpectedly; starting a new one", extra={"exitcode": self._process.poll()})
-        self._fail([number for number in self._waiting if number not in {n for n, _ in self._queued}],
-                   "the store process ended")
+        queued = {number for number, _ in self._queued}  # not sent yet: the next store process takes them
+        self._fail([number for number in self._waiting if number not in queued], "the store process ended")
         self._loop.call_later(RESTART_DELAY, self._respawn)
 
     def _respawn(self) -> None:
