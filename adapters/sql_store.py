@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, insert, select, text
+from sqlalchemy import Connection, DateTime, Engine, Table, bindparam, create_engine, event, insert, select, text
 from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -36,6 +36,36 @@ def _same(value: Any) -> Any:
 def utc_naive(moment: datetime) -> datetime:
     """Stored form of a time: UTC without zone (every dialect the same); a naive time is taken as UTC."""
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def driver_execute(conn: Connection, sql: str, parameters: Any = (), many: bool = False) -> Any:
+    """Run ``sql`` on the driver's own cursor of ``conn`` and return that cursor.
+
+    For the statements every batch runs: ``exec_driver_sql`` adds ~12 us of SQLAlchemy a statement (result
+    objects, events), several times what the simplest of them costs the database. Failures still come out
+    as ``exec_driver_sql``'s would: as SQLAlchemy's exception for the driver's (which the channel's fallback,
+    AR 207, relies on), with a lost connection invalidated so the pool does not hand it out again.
+    """
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _driver_error(conn, sql, parameters, error, cursor) from error
+    return cursor
+
+
+def _driver_error(conn: Connection, sql: str, parameters: Any, error: Exception, cursor: Any) -> DBAPIError:
+    """SQLAlchemy's exception for a driver error on ``conn``, invalidating the connection if it is lost."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(error, conn.connection.driver_connection, cursor)
+    if lost:
+        conn.invalidate(error)
+    return DBAPIError.instance(sql, parameters, error, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                               dialect=dialect)
 
 
 def create_store_engine(url: str) -> Engine:
@@ -114,11 +144,11 @@ class DriverInsert:
 
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         if self.in_order:
-            conn.exec_driver_sql(self.sql, list(rows))
+            driver_execute(conn, self.sql, rows, many=True)
         elif self.positions:
-            conn.exec_driver_sql(self.sql, [tuple(row[i] for i in self.positions) for row in rows])
+            driver_execute(conn, self.sql, [tuple(row[i] for i in self.positions) for row in rows], many=True)
         else:
-            conn.exec_driver_sql(self.sql, [dict(zip(self.columns, row, strict=True)) for row in rows])
+            driver_execute(conn, self.sql, [dict(zip(self.columns, row, strict=True)) for row in rows], many=True)
 
 
 class CopyInsert:
@@ -129,17 +159,30 @@ class CopyInsert:
         self.sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
 
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
+            with cursor, cursor.copy(self.sql) as copy:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as error:  # as SQLAlchemy's own statements fail: the channel answers AR 207
-            raise DBAPIError(self.sql, None, error) from error
+            raise _driver_error(conn, self.sql, None, error, cursor) from error
 
 
+class EarlierMessage(NamedTuple):
+    """A stored message whose duplicate key a new message shares: what decides a resend's answer."""
+
+    id: int
+    sending_application: str
+    sending_facility: str
+    control_id: str
+    content_hash: str
+    status: str
+    ack: str | None
+    duplicate_of: int | None
+
+
+_EARLIER_COLUMNS = EarlierMessage._fields
 # Built once: constructing a statement per batch costs more than running it (cache key generation).
-_EARLIER_COLUMNS = ("id", "sending_application", "sending_facility", "control_id", "content_hash", "status", "ack",
-                    "duplicate_of")
 _EARLIER_MESSAGES = (
     select(messages.c.id, messages.c.sending_application, messages.c.sending_facility, messages.c.control_id,
            messages.c.content_hash, messages.c.status, messages.c.ack, messages.c.duplicate_of)
@@ -152,7 +195,7 @@ READING_COLUMNS = ("message_id", "patient_id", "device_id", "vital", "value", "u
 
 
 class DriverMessageStatements:
-    """The duplicate lookup and the message insert as SQL text, run through ``exec_driver_sql`` (SQLite and
+    """The duplicate lookup and the message insert as SQL text, run through ``driver_execute`` (SQLite and
     PostgreSQL; SQL Server keeps the Core statements).
 
     Through SQLAlchemy Core both cost far more Python than SQL: the lookup renders its expanding IN list and
@@ -161,34 +204,35 @@ class DriverMessageStatements:
     INSERT ... SELECT on PostgreSQL. Here the lookup is one statement with a placeholder per control id and
     the insert one multi-row INSERT ... VALUES ... RETURNING id per chunk of rows. Both databases draw the ids
     (AUTOINCREMENT, the identity sequence) row by row in VALUES order, so the ids sorted ascending are the
-    rows' ids in order. ``exec_driver_sql`` still wraps driver errors in SQLAlchemy's, which the channel's
-    fallback (store one by one, AR 207) relies on.
+    rows' ids in order.
     """
 
-    def __init__(self, placeholder: str, max_parameters: int, bind: Callable[[Any], Any]):
+    def __init__(self, placeholder: str, max_parameters: int, bind_time: Callable[[datetime], Any] | None):
         self._placeholder = placeholder
         self._max_parameters = max_parameters
-        self._bind = bind  # a column value as the dialect's SQLAlchemy types would bind it
+        self._bind_time = bind_time  # a time as the dialect's SQLAlchemy type binds it; None: as it is
         self._lookups: dict[int, str] = {}
         self._inserts: dict[tuple[tuple[str, ...], int], str] = {}
 
-    def earlier_messages(self, conn: Connection, control_ids: Sequence[str]) -> Iterable[Row]:
+    def earlier_messages(self, conn: Connection, control_ids: Sequence[str]) -> Iterable[tuple[Any, ...]]:
         sql = self._lookups.get(len(control_ids))
         if sql is None:
             marks = ", ".join([self._placeholder] * len(control_ids))
             sql = self._lookups[len(control_ids)] = (
                 f"SELECT {', '.join(_EARLIER_COLUMNS)} FROM messages WHERE control_id IN ({marks}) ORDER BY id")
-        return conn.exec_driver_sql(sql, tuple(control_ids))
+        return driver_execute(conn, sql, tuple(control_ids)).fetchall()
 
     def add_messages(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
         columns = tuple(rows[0])
         per_chunk = max(1, self._max_parameters // len(columns))
-        bind = self._bind
+        bind = self._bind_time
+        times = _MESSAGE_TIMES if bind is not None else frozenset()
         ids: list[int] = []
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start:start + per_chunk]
-            values = tuple([bind(row[column]) for row in chunk for column in columns])
-            ids += sorted(int(row[0]) for row in conn.exec_driver_sql(self._insert(columns, len(chunk)), values))
+            values = tuple([bind(row[column]) if column in times and row[column] is not None else row[column]
+                            for row in chunk for column in columns])
+            ids += sorted(int(row[0]) for row in driver_execute(conn, self._insert(columns, len(chunk)), values))
         return ids
 
     def _insert(self, columns: tuple[str, ...], count: int) -> str:
@@ -200,17 +244,15 @@ class DriverMessageStatements:
         return sql
 
 
+_MESSAGE_TIMES = frozenset(column.name for column in messages.columns if isinstance(column.type, DateTime))
+
+
 def _driver_statements(dialect: str) -> DriverMessageStatements | None:
     if dialect == "sqlite":  # SQLite binds at most 999 parameters a statement in builds before 3.32
-        return DriverMessageStatements("?", 999, _sqlite_value)
+        return DriverMessageStatements("?", 999, _sqlite_timestamp)
     if dialect == "postgresql":
-        return DriverMessageStatements("%s", 65535, _same)
+        return DriverMessageStatements("%s", 65535, None)
     return None
-
-
-def _sqlite_value(value: Any) -> Any:
-    """A value as SQLAlchemy's SQLite types bind it: times as text, the rest as is."""
-    return _sqlite_timestamp(value) if isinstance(value, datetime) else value
 
 
 def _sqlite_timestamp(moment: datetime) -> str:
@@ -258,8 +300,8 @@ class SqlStore:
         self.outbox_insert = _fast_insert(engine, outbox, OUTBOX_COLUMNS)
         self.timestamp: Callable[[datetime], Any] = _sqlite_timestamp if self.dialect == "sqlite" else _same
         self.message_statements = _driver_statements(self.dialect)
-        self._sqlite_evaluation = (
-            [text(s) for s in statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")]
+        self._sqlite_evaluation = (  # SQL text with :name parameters, which sqlite3 binds from a dict
+            statements((SQL_DIR / "sqlite" / "evaluate_alerts.sql").read_text(), "sqlite")
             if self.dialect == "sqlite" else []
         )
 
@@ -285,17 +327,17 @@ class StoreTransaction:
         self._store = store
         self.outbox_rows = 0  # written by this transaction: the outbox worker is woken after the commit
 
-    def messages_with_keys(self, keys: Iterable[MessageKey]) -> dict[MessageKey, list[Row]]:
+    def messages_with_keys(self, keys: Iterable[MessageKey]) -> dict[MessageKey, list[EarlierMessage]]:
         """Earlier messages with these duplicate keys (sender, facility, MSH-10), oldest first, by key."""
         wanted = set(keys)
         if not wanted:
             return {}
-        found: dict[MessageKey, list[Row]] = {}
+        found: dict[MessageKey, list[EarlierMessage]] = {}
         control_ids = sorted({key[2] for key in wanted})
         statements = self._store.message_statements
         rows = (statements.earlier_messages(self.conn, control_ids) if statements is not None
                 else self.conn.execute(_EARLIER_MESSAGES, {"control_ids": control_ids}))
-        for row in rows:
+        for row in map(EarlierMessage._make, rows):
             key = (row.sending_application, row.sending_facility, row.control_id)
             if key in wanted:
                 found.setdefault(key, []).append(row)
@@ -337,16 +379,16 @@ class StoreTransaction:
         dialect = self._store.dialect
         ids = [int(i) for i in message_ids]
         if dialect == "postgresql":
-            return int(self.conn.execute(text("SELECT evaluate_alerts(CAST(:ids AS BIGINT[]))"),
-                                         {"ids": ids}).scalar_one())
+            return int(driver_execute(self.conn, "SELECT evaluate_alerts(CAST(%s AS BIGINT[]))", (ids,)).fetchone()[0])
         if dialect == "mssql":
             return int(self.conn.execute(text("EXEC dbo.usp_evaluate_alerts @message_ids = :ids"),
                                          {"ids": ",".join(map(str, ids))}).scalar_one())
-        touched = 0
+        driver = self.conn.connection.driver_connection
+        before = driver.total_changes  # type: ignore[union-attr]  # rows the statements insert or update
+        parameters = {"message_ids": json.dumps(ids)}
         for statement in self._store._sqlite_evaluation:
-            self.conn.execute(statement, {"message_ids": json.dumps(ids)})
-            touched += int(self.conn.exec_driver_sql("SELECT changes()").scalar_one())
-        return touched
+            driver_execute(self.conn, statement, parameters)
+        return int(driver.total_changes - before)  # type: ignore[union-attr]
 
     def raised_alerts(self, message_ids: Sequence[int]) -> list[Row]:
         """Alerts raised by these messages' readings (alerts rows plus the raising message_id), oldest first."""

@@ -1,10 +1,10 @@
 """Where the engine's CPU goes per message on the store-and-ACK path, in one process, without sockets.
 
 It does what the MLLP listener and a group-commit writer do for each message, minus the network:
-``Channel.prepare`` (decode, parse, MSH, ORU transform), ``Channel.store_batch`` on batches of 16 (one
-transaction: duplicate lookup, message rows, readings, alert evaluation, commit; the ACKs are built inside
-it), then the answer (``Receipt.ack_bytes`` and MLLP ``frame``), against a fresh SQLite file or a scratch
-PostgreSQL database (created, upgraded, dropped at the end).
+``Channel.prepare`` (decode, parse, MSH, ORU transform, the ACKs), ``Channel.store_batch`` on batches of 16
+(one transaction: duplicate lookup, message rows, readings, alert evaluation, commit), then the answer
+(``Receipt.ack_bytes`` and MLLP ``frame``), against a fresh SQLite file or a scratch PostgreSQL database
+(created, upgraded, dropped at the end).
 
 Times are CPU time of this process (``time.process_time``), which other work on the machine disturbs far
 less than wall-clock time; the PostgreSQL server's own CPU is not in them (wall-clock is shown too). Each
@@ -65,13 +65,13 @@ PREPARE_STEPS = (
     ("prepare: parse", channel_module, "parse"),
     ("prepare: read MSH", channel_module, "read_header"),
     ("prepare: ORU transform", channel_module, "transform"),
+    ("prepare: build ACKs", channel_module, "acknowledgements"),
 )
 STORE_STEPS = (
     ("store: duplicate lookup", StoreTransaction, "messages_with_keys"),
     ("store: insert messages", StoreTransaction, "add_messages"),
     ("store: insert readings", StoreTransaction, "add_readings"),
     ("store: evaluate alerts", StoreTransaction, "evaluate_alerts"),
-    ("store: build ACKs", channel_module, "acknowledgements"),
     ("store: message row dicts", Channel, "_row"),
     ("store: log outcome", channel_module, "_log_outcome"),
 )

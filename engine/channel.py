@@ -18,11 +18,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from adapters.sql_store import MessageKey, SqlStore, StoreTransaction, utc_naive
+from adapters.sql_store import EarlierMessage, MessageKey, SqlStore, StoreTransaction, utc_naive
 from engine.outbox_rows import OutboxTarget, alert_row, observation_rows, takes_alert
 from transforms.errors import APPLICATION_INTERNAL_ERROR, DUPLICATE_KEY, Location, MessageProblems, Problem
 from transforms.hl7.ack import Outcome, acknowledgements
@@ -126,8 +126,9 @@ class Prepared:
     filtered: bool = False  # turned away by the route's sender filters
     submission: Submission | None = None  # set for REST and SOAP submissions (no HL7, no ACKs)
     reprocess_of: int | None = None
+    acks: tuple[str, ...] = ()  # what the message is answered unless its duplicate key says otherwise
 
-    @property
+    @cached_property
     def key(self) -> MessageKey | None:
         """The duplicate key as stored (MSH-3, MSH-4, MSH-10, or kind, caller, idempotency key); None for
         what is never deduplicated (no MSH, an ACK)."""
@@ -203,6 +204,7 @@ class Channel:
         work = self._receive(item)
         if work.header is not None and not work.header.is_ack:
             self._transform(work)
+            work.acks = self._acks(work, Outcome.from_problems(work.problems))
         return work
 
     def _store_alone(self, work: Prepared) -> Receipt:
@@ -282,7 +284,7 @@ class Channel:
                     rows.append(alert_row(target.name, "alert", alert, route.name, alert.message_id, now, suppressed))
         tx.add_outbox(rows)
 
-    def _plan(self, work: Prepared, earlier: list[Row]) -> _Plan:
+    def _plan(self, work: Prepared, earlier: list[EarlierMessage]) -> _Plan:
         """Decide what becomes of one message: its status, its ACKs, whether a row is written."""
         if work.submission is not None:
             return self._plan_submission(work, earlier)
@@ -304,11 +306,10 @@ class Channel:
                               f"message (id {original.id}) with different content", Location("MSH", 1, 10))
             return _Plan(work, "ERROR", self._acks(work, Outcome("error", (problem,))), str(problem),
                          duplicate_of=original.id)
-        outcome = Outcome.from_problems(work.problems)
-        status = "FILTERED" if work.filtered else "STORED" if outcome.result == "accepted" else "ERROR"
-        return _Plan(work, status, self._acks(work, outcome), "; ".join(map(str, work.problems)))
+        status = "FILTERED" if work.filtered else "ERROR" if work.problems else "STORED"
+        return _Plan(work, status, work.acks, "; ".join(map(str, work.problems)))
 
-    def _plan_submission(self, work: Prepared, earlier: list[Row]) -> _Plan:
+    def _plan_submission(self, work: Prepared, earlier: list[EarlierMessage]) -> _Plan:
         """A submission: stored, or an exact resend (its first outcome again), or a reused key (refused)."""
         resent = next((m for m in reversed(earlier) if m.content_hash == work.content_hash), None)
         if resent is not None:
@@ -371,7 +372,7 @@ def _origin(work: Prepared) -> tuple[str, str, str, str, str]:
             _clip(header.version, 10))
 
 
-def _refused(row: Row) -> bool:
+def _refused(row: EarlierMessage) -> bool:
     """Was an earlier message answered AR (its last ACK)?"""
     codes = ack_codes(row.ack.split(ACK_SEPARATOR)) if row.ack else []
     return bool(codes) and codes[-1] == "AR"

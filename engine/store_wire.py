@@ -4,7 +4,7 @@ Each pipe carries frames: a 4-byte big-endian length, then a pickle. Messages tr
 strings, numbers and times, pickled a batch at a time: pickle's generic path for the dataclasses themselves
 (slots, frozen) costs ~36 us a message each way (measured, 8 readings); tuples cost a fraction of that. The
 parse tree (``Prepared.message``) and the raw bytes stay behind: the store needs the decoded text, the
-header, the delimiters and the readings. Routes travel by name; the engine sends a route object itself
+header, the delimiters, the readings and the ACKs. Routes travel by name; the engine sends a route object itself
 once, the first time the store process needs it (see engine/group_commit.py).
 """
 from __future__ import annotations
@@ -38,12 +38,12 @@ def prepared_to_wire(work: Prepared) -> WirePrepared:
             _HEADER(work.header) if work.header is not None else None,
             [_READING(reading) for reading in work.readings], work.problems, work.filtered,
             (submission.kind, submission.caller, submission.key) if submission is not None else None,
-            work.reprocess_of)
+            work.reprocess_of, work.acks)
 
 
 def prepared_from_wire(wire: WirePrepared, routes: dict[str, Route]) -> Prepared:
     (route_name, text, peer, received_at, content_hash, encoding, delimiters, header, readings, problems, filtered,
-     submission, reprocess_of) = wire
+     submission, reprocess_of, acks) = wire
     route = routes[route_name]
     return Prepared(
         b"", route, peer, received_at, content_hash, text, encoding,
@@ -51,7 +51,7 @@ def prepared_from_wire(wire: WirePrepared, routes: dict[str, Route]) -> Prepared
         header=Header(*header) if header is not None else None,
         readings=[VitalsReading(*reading) for reading in readings], problems=problems, filtered=filtered,
         submission=Submission(b"", route, *submission, readings=[], peer=peer) if submission is not None else None,
-        reprocess_of=reprocess_of)
+        reprocess_of=reprocess_of, acks=acks)
 
 
 def receipt_to_wire(receipt: Receipt) -> WireReceipt:
