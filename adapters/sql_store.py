@@ -8,6 +8,7 @@ from sql/sqlite/evaluate_alerts.sql.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -293,8 +294,13 @@ def _fast_insert(engine: Engine, table: Table, columns: Sequence[str]) -> CopyIn
 
 
 class SqlStore:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, keep_writer_connections: bool = False):
+        """``keep_writer_connections``: each thread keeps the connection of its transactions from one to the
+        next (the store process's writers: a pool checkout and return cost ~40 us a transaction)."""
         self.engine = engine
+        self._kept: threading.local | None = threading.local() if keep_writer_connections else None
+        self._kept_all: list[Connection] = []
+        self._kept_lock = threading.Lock()
         self.dialect = engine.dialect.name
         self.readings_insert = _fast_insert(engine, device_readings, READING_COLUMNS)
         self.outbox_insert = _fast_insert(engine, outbox, OUTBOX_COLUMNS)
@@ -306,18 +312,45 @@ class SqlStore:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
-        return cls(create_store_engine(url))
+    def from_url(cls, url: str, keep_writer_connections: bool = False) -> SqlStore:
+        return cls(create_store_engine(url), keep_writer_connections)
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(write=True)
+        if self._kept is None:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(write=True)
+                with conn.begin():
+                    yield StoreTransaction(conn, self)
+            return
+        conn = self._writer_connection(self._kept)
+        try:
             with conn.begin():
                 yield StoreTransaction(conn, self)
+        except BaseException:
+            self._kept.conn = None  # the next transaction starts on a fresh connection: this one may be broken
+            self._forget(conn)
+            raise
+
+    def _writer_connection(self, kept: threading.local) -> Connection:
+        conn: Connection | None = getattr(kept, "conn", None)
+        if conn is None:
+            conn = kept.conn = self.engine.connect().execution_options(write=True)
+            with self._kept_lock:
+                self._kept_all.append(conn)
+        return conn
+
+    def _forget(self, conn: Connection) -> None:
+        with self._kept_lock:
+            self._kept_all.remove(conn)
+        conn.close()
 
     def close(self) -> None:
+        with self._kept_lock:
+            kept, self._kept_all = self._kept_all, []
+        for conn in kept:
+            conn.close()
         self.engine.dispose()
 
 

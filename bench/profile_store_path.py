@@ -119,7 +119,7 @@ def fresh_store(db: str, postgres_url: str) -> Iterator[SqlStore]:
     """An upgraded, empty database of the kind asked for, removed afterwards."""
     if db == "sqlite":
         workdir = Path(tempfile.mkdtemp(prefix="vitals-profile-"))
-        store = SqlStore.from_url(f"sqlite:///{workdir / 'profile.db'}")
+        store = SqlStore.from_url(f"sqlite:///{workdir / 'profile.db'}", keep_writer_connections=True)
         try:
             upgrade(store.engine)
             yield store
@@ -133,7 +133,8 @@ def fresh_store(db: str, postgres_url: str) -> Iterator[SqlStore]:
                          password=server.password, dbname=server.database or "postgres", autocommit=True,
                          connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        store = SqlStore.from_url(server.set(database=name).render_as_string(hide_password=False))
+        store = SqlStore.from_url(server.set(database=name).render_as_string(hide_password=False),
+                                  keep_writer_connections=True)
         try:
             upgrade(store.engine)
             yield store

@@ -108,7 +108,7 @@ def serve(requests: Requests, replies: Replies) -> None:
     """Store batches until the engine asks to stop (or is gone), then finish and close."""
     db_url, writers, max_batch, log_level = requests.settings()
     logs.configure(log_level)
-    store = SqlStore.from_url(db_url)
+    store = SqlStore.from_url(db_url, keep_writer_connections=True)
     channel = Channel(store, outbox_written=lambda: replies.send(("outbox",)))
     threads = [threading.Thread(target=_write, args=(channel, requests, replies, max_batch), name=f"writer-{n}")
                for n in range(writers)]
