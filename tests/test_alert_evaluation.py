@@ -179,3 +179,36 @@ def test_a_bound_on_the_band_counts_as_beyond_it(store: SqlStore) -> None:
         alert = conn.execute(select(alerts)).one()
     assert (alert.vital, alert.severity, alert.value) == ("temperature", "critical", 35.0)
     assert alert.message == "temperature <35 Cel below critical low 35"
+
+
+@pytest.mark.postgres
+def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
+    """sql/postgresql/011 plans readings_out_of_band once a connection (a generic plan): the plan made on an
+    empty database must still find a batch's readings by message id, and each band by index, once the tables
+    have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
+    migration = (Path(__file__).resolve().parent.parent / "sql" / "postgresql"
+                 / "011_threshold_test_planned_once.sql").read_text()
+    assert "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off\n" in migration
+    test = migration.split("RETURN EXISTS (", 1)[1].split("\n    );\nEND", 1)[0].replace("p_message_ids", "$1")
+    store = SqlStore.from_url(postgres_url)
+    upgrade(store.engine)
+    try:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")  # as the function's SET clauses
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            conn.exec_driver_sql(f"PREPARE out_of_band(BIGINT[]) AS SELECT EXISTS ({test})")
+            assert conn.exec_driver_sql("EXECUTE out_of_band('{1}')").scalar_one() is False  # planned here
+            channel = Channel(store)
+            for batch in range(40):
+                channel.dispatch_batch([
+                    Inbound(oru(f"PLAN-{batch}-{n}", f"PAT-{n}", f"202406011{batch % 6}{n:02d}00",
+                                [("heart_rate", 70 + n), ("spo2", 97), ("resp_rate", 16)]), Route())
+                    for n in range(8)])
+            ids = ",".join(str(i) for i in range(305, 313))
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE out_of_band('{{{ids}}}')"))
+            conn.exec_driver_sql("DEALLOCATE out_of_band")
+        assert "Scan on ix_readings_message" in plan or "Scan using ix_readings_message" in plan, plan
+        assert "Index Cond: (message_id = ANY ($1))" in plan, plan
+        assert "Seq Scan" not in plan and "ix_readings_patient_time" not in plan, plan
+    finally:
+        store.close()
