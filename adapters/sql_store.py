@@ -47,9 +47,9 @@ def driver_execute(conn: Connection, sql: str, parameters: Any = (), many: bool 
     as ``exec_driver_sql``'s would: as SQLAlchemy's exception for the driver's (which the channel's fallback,
     AR 207, relies on), with a lost connection invalidated so the pool does not hand it out again.
     """
-    driver = conn.connection.driver_connection
-    cursor = driver.cursor()  # type: ignore[union-attr]
+    cursor = None
     try:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         if many:
             cursor.executemany(sql, parameters)
         else:
@@ -59,7 +59,7 @@ def driver_execute(conn: Connection, sql: str, parameters: Any = (), many: bool 
     return cursor
 
 
-def _driver_error(conn: Connection, sql: str, parameters: Any, error: Exception, cursor: Any) -> DBAPIError:
+def _driver_error(conn: Connection, sql: str, parameters: Any, error: Exception, cursor: Any | None) -> DBAPIError:
     """SQLAlchemy's exception for a driver error on ``conn``, invalidating the connection if it is lost."""
     dialect = conn.dialect
     lost = dialect.is_disconnect(error, conn.connection.driver_connection, cursor)
@@ -160,8 +160,9 @@ class CopyInsert:
         self.sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
 
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = None
         try:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             with cursor, cursor.copy(self.sql) as copy:
                 for row in rows:
                     copy.write_row(row)

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from adapters.sql_store import SqlStore
+from adapters.sql_store import SqlStore, driver_execute
 from adapters.sql_tables import messages
 from engine.migrations import upgrade
 
@@ -82,3 +82,18 @@ def test_close_closes_the_kept_connections(kept: SqlStore) -> None:
         conn = tx.conn
     kept.close()
     assert conn.closed
+
+
+@pytest.mark.postgres
+def test_a_statement_on_a_closed_driver_connection_fails_as_sqlalchemy_does(postgres_url: str) -> None:
+    """driver_execute skips SQLAlchemy's statement machinery, not its error mapping: the channel answers
+    AR 207 for a SQLAlchemyError, and the pool must not hand out a connection that is gone."""
+    store = SqlStore.from_url(postgres_url)
+    try:
+        with store.engine.connect() as conn:
+            conn.connection.driver_connection.close()  # type: ignore[union-attr]
+            with pytest.raises(DBAPIError) as raised:
+                driver_execute(conn, "SELECT 1")
+            assert raised.value.connection_invalidated
+    finally:
+        store.close()
