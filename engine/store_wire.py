@@ -2,7 +2,8 @@
 
 Each pipe carries frames: a 4-byte big-endian length, then a pickle. Messages travel as plain tuples of
 strings, numbers and times, pickled a batch at a time: pickle's generic path for the dataclasses themselves
-(slots, frozen) costs ~36 us a message each way (measured, 8 readings); tuples cost a fraction of that. The
+(slots, frozen) costs ~36 us a message each way (measured, 8 readings); tuples cost a fraction of that
+(the readings, NamedTuples, go as plain tuples too: no class reference to resolve for each). The
 parse tree (``Prepared.message``) and the raw bytes stay behind: the store needs the decoded text, the
 header, the delimiters, the readings and the ACKs. Routes travel by name; the engine sends a route object itself
 once, the first time the store process needs it (see engine/group_commit.py).
@@ -20,7 +21,6 @@ from transforms.hl7.header import Header
 from transforms.hl7.parser import Delimiters
 from transforms.vitals import VitalsReading
 
-_READING = attrgetter(*(f.name for f in fields(VitalsReading)))
 _HEADER = attrgetter(*(f.name for f in fields(Header)))
 _DELIMITERS = attrgetter(*(f.name for f in fields(Delimiters)))
 _RECEIPT = attrgetter(*(f.name for f in fields(Receipt)))
@@ -36,7 +36,7 @@ def prepared_to_wire(work: Prepared) -> WirePrepared:
     return (work.route.name, work.text, work.peer, work.received_at, work.content_hash, work.encoding,
             _DELIMITERS(work.delimiters) if work.delimiters is not None else None,
             _HEADER(work.header) if work.header is not None else None,
-            [_READING(reading) for reading in work.readings], work.problems, work.filtered,
+            [tuple(reading) for reading in work.readings], work.problems, work.filtered,
             (submission.kind, submission.caller, submission.key) if submission is not None else None,
             work.reprocess_of, work.acks)
 
@@ -49,7 +49,7 @@ def prepared_from_wire(wire: WirePrepared, routes: dict[str, Route]) -> Prepared
         b"", route, peer, received_at, content_hash, text, encoding,
         delimiters=Delimiters(*delimiters) if delimiters is not None else None,
         header=Header(*header) if header is not None else None,
-        readings=[VitalsReading(*reading) for reading in readings], problems=problems, filtered=filtered,
+        readings=[VitalsReading._make(reading) for reading in readings], problems=problems, filtered=filtered,
         submission=Submission(b"", route, *submission, readings=[], peer=peer) if submission is not None else None,
         reprocess_of=reprocess_of, acks=acks)
 
