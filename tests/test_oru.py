@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.messages import FIXTURES, oru
-from transforms.codes import DEFAULT_CODES
+from transforms.codes import DEFAULT_CODES, IDENTIFIERS_REMEMBERED
 from transforms.errors import MessageProblems
 from transforms.hl7.charset import decode
 from transforms.hl7.header import read_header
@@ -165,3 +165,16 @@ def test_rows_without_reading_are_skipped() -> None:
            b"OBX|4|NM|8867-4^HR^LN||70|/min|||||D\r"
            b"OBX|5|ST|12345-6^Comment^LN||free text|||||F\r")
     assert readings_of(raw) == []
+
+
+def test_an_identifier_is_worked_out_once_and_the_memory_of_them_is_bounded() -> None:
+    codes = DEFAULT_CODES.extended()  # a map of its own: nothing remembered yet
+    first = codes.identify(["8867-4", "Heart rate", "LN"])
+    assert first == ("heart_rate", "LN", "8867-4")
+    assert codes.identify(["8867-4", "Heart rate", "LN"]) is first
+    assert codes.identify(["", "", "", "150456", "MDC_PULS_OXIM_SAT_O2", "MDC"]) == ("spo2", "MDC", "150456")
+    assert codes.identify(["X-1", "", "LOCAL"]) == (None, "LOCAL", "X-1")
+    for number in range(IDENTIFIERS_REMEMBERED + 10):  # a sender inventing codes
+        assert codes.identify([f"X-{number}", "", "LOCAL"])[0] is None
+    assert len(codes._identified) <= IDENTIFIERS_REMEMBERED
+    assert codes.identify(["8867-4", "Heart rate", "LN"]) == first

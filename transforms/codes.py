@@ -6,7 +6,7 @@ Tables follow ../shared/HL7-VITALS.md (LOINC, IEEE 11073-10101 MDC, UCUM).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -119,6 +119,10 @@ CONVERSIONS: Mapping[tuple[str, str], tuple[float, float]] = MappingProxyType({
 })
 
 
+Identified = tuple[str | None, str, str]  # (vital or None, code system as stored, code)
+IDENTIFIERS_REMEMBERED = 4096  # distinct observation identifiers a code map remembers its answer for
+
+
 def convert(value: float, unit: str, canonical: str) -> float | None:
     """``value`` in ``unit`` expressed in ``canonical``; None when the units do not convert."""
     if unit == canonical:
@@ -137,10 +141,13 @@ class CodeMap:
     observations: Mapping[tuple[str, str], str]
     units: Mapping[str, str]
     _units_folded: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    # identify()'s answers by identifier as sent: monitors repeat a few dozen identifiers in every message.
+    _identified: dict[tuple[str, ...], Identified] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         folded = {text.casefold(): ucum for text, ucum in self.units.items()}
         object.__setattr__(self, "_units_folded", folded)
+        object.__setattr__(self, "_identified", {})
 
     def __reduce__(self) -> tuple[type[CodeMap], tuple[dict[tuple[str, str], str], dict[str, str]]]:
         """Pickled as plain dicts (read-only views do not pickle): routes travel to the store process."""
@@ -154,6 +161,27 @@ class CodeMap:
         code = code.strip()
         system = CODE_SYSTEMS.get(system.strip().upper(), system.strip())
         return self.observations.get((system, code)) or self.observations.get(("", code))
+
+    def identify(self, identifier: Sequence[str]) -> Identified:
+        """(vital, system, code) of an observation identifier as sent (the components of OBX-3): the
+        identifier (components 1-3) first, then the alternate identifier (4-6); a vital of None when neither
+        names one we store. An MDC code may come as its reference id in the text component."""
+        key = tuple(identifier)
+        known = self._identified.get(key)
+        if known is None:
+            if len(self._identified) >= IDENTIFIERS_REMEMBERED:  # a sender inventing codes: start again
+                self._identified.clear()
+            known = self._identified[key] = self._identify(key + ("",) * 6)
+        return known
+
+    def _identify(self, parts: tuple[str, ...]) -> Identified:
+        for code, text, system in ((parts[0], parts[1], parts[2]), (parts[3], parts[4], parts[5])):
+            if not code and not text:
+                continue
+            vital = self.vital(system, code) or (self.vital(system, text) if text.startswith("MDC_") else None)
+            if vital:
+                return vital, system.strip(), code.strip()
+        return None, parts[2].strip(), parts[0].strip()
 
     def ucum(self, text: str) -> str | None:
         """UCUM for a unit as written: exact first, then ignoring case."""

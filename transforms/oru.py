@@ -96,7 +96,7 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
     status = obx.get(11).strip().upper()
     if status in NO_READING_STATUSES or not obx.field(5).strip():
         return None
-    vital, system, code = _identify(obx, mapping.codes)
+    vital, system, code = mapping.codes.identify(obx.components(3))  # OBX-3
     if vital is None:
         return None
     problems = []
@@ -134,18 +134,6 @@ def _reading(obx: Segment, context: _Context, mapping: OruMapping) -> VitalsRead
         control_id=context.header.control_id,
         comparator=value[2],
     )
-
-
-def _identify(obx: Segment, codes: CodeMap) -> tuple[str | None, str, str]:
-    """(vital, system, code) from OBX-3: the identifier first, then the alternate identifier."""
-    parts = obx.components(3) + [""] * 6
-    for code, text, system in ((parts[0], parts[1], parts[2]), (parts[3], parts[4], parts[5])):
-        if not code and not text:
-            continue
-        vital = codes.vital(system, code) or (codes.vital(system, text) if text.startswith("MDC_") else None)
-        if vital:
-            return vital, system.strip(), code.strip()
-    return None, parts[2].strip(), parts[0].strip()
 
 
 def _value(obx: Segment, problems: list[Problem]) -> tuple[float, str, str] | None:
