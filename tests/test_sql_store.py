@@ -1,5 +1,5 @@
-"""SqlStore's kept writer connections (the store process's writers): reused while they work, replaced when
-a transaction fails, closed with the store."""
+"""SqlStore's kept writer connections (the store process's writers): reused while they work, given back to
+the pool when a transaction fails, closed with the store; and driver_execute's error mapping."""
 from __future__ import annotations
 
 from collections.abc import Iterator
