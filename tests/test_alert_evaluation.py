@@ -181,23 +181,24 @@ def test_a_bound_on_the_band_counts_as_beyond_it(store: SqlStore) -> None:
     assert alert.message == "temperature <35 Cel below critical low 35"
 
 
-@pytest.mark.postgres
-def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
-    """sql/postgresql/011 plans readings_out_of_band once a connection (a generic plan): the plan made on an
-    empty database must still find a batch's readings by message id, and each band by index, once the tables
-    have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
-    migration = (Path(__file__).resolve().parent.parent / "sql" / "postgresql"
-                 / "011_threshold_test_planned_once.sql").read_text()
-    assert "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off\n" in migration
-    test = migration.split("RETURN EXISTS (", 1)[1].split("\n    );\nEND", 1)[0].replace("p_message_ids", "$1")
+POSTGRESQL_SQL = Path(__file__).resolve().parent.parent / "sql" / "postgresql"
+
+
+def generic_plan_after_growth(postgres_url: str, migration: str, function: str) -> str:
+    """The plan of ``function``'s test (the statement it RETURNs), made as its SET clauses make it (a generic
+    plan, sequential scans off) on an empty database, explained again once the tables have grown."""
+    text = (POSTGRESQL_SQL / migration).read_text()
+    body = text.split(f"CREATE OR REPLACE FUNCTION {function}(", 1)[1]
+    assert "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off\n" in body.split("AS $$", 1)[0]
+    test = body.split("RETURN EXISTS (", 1)[1].split("\n    );\nEND", 1)[0].replace("p_message_ids", "$1")
     store = SqlStore.from_url(postgres_url)
     upgrade(store.engine)
     try:
         with store.engine.connect() as conn:
             conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")  # as the function's SET clauses
             conn.exec_driver_sql("SET enable_seqscan = off")
-            conn.exec_driver_sql(f"PREPARE out_of_band(BIGINT[]) AS SELECT EXISTS ({test})")
-            assert conn.exec_driver_sql("EXECUTE out_of_band('{1}')").scalar_one() is False  # planned here
+            conn.exec_driver_sql(f"PREPARE pre_check(BIGINT[]) AS SELECT EXISTS ({test})")
+            assert conn.exec_driver_sql("EXECUTE pre_check('{1}')").scalar_one() is False  # planned here
             channel = Channel(store)
             for batch in range(40):
                 channel.dispatch_batch([
@@ -205,10 +206,31 @@ def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgr
                                 [("heart_rate", 70 + n), ("spo2", 97), ("resp_rate", 16)]), Route())
                     for n in range(8)])
             ids = ",".join(str(i) for i in range(305, 313))
-            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE out_of_band('{{{ids}}}')"))
-            conn.exec_driver_sql("DEALLOCATE out_of_band")
-        assert "Scan on ix_readings_message" in plan or "Scan using ix_readings_message" in plan, plan
-        assert "Index Cond: (message_id = ANY ($1))" in plan, plan
-        assert "Seq Scan" not in plan and "ix_readings_patient_time" not in plan, plan
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE pre_check('{{{ids}}}')"))
+            conn.exec_driver_sql("DEALLOCATE pre_check")
+        return plan
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
+    """sql/postgresql/011 plans readings_out_of_band once a connection (a generic plan): the plan made on an
+    empty database must still find a batch's readings by message id, and each band by index, once the tables
+    have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
+    plan = generic_plan_after_growth(postgres_url, "011_threshold_test_planned_once.sql", "readings_out_of_band")
+    assert "Scan on ix_readings_message" in plan or "Scan using ix_readings_message" in plan, plan
+    assert "Index Cond: (message_id = ANY ($1))" in plan, plan
+    assert "Seq Scan" not in plan and "ix_readings_patient_time" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_the_trend_test_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
+    """sql/postgresql/012 plans trend_possible once a connection: the plan made on an empty database must
+    find the batch's readings by message id and read each window as one range of its patient's readings,
+    never a patient's whole history (008's generic plan did) nor a whole table."""
+    plan = generic_plan_after_growth(postgres_url, "012_trend_test_planned_once.sql", "trend_possible")
+    assert "Index Cond: (message_id = batch.message_id)" in plan, plan
+    window = plan.split("ix_readings_patient_time", 1)[1].split("Index Cond: ", 1)[1].split("\n", 1)[0]
+    assert "patient_id = " in window and "observed_at >= " in window and "observed_at <= " in window, plan
+    assert "Seq Scan" not in plan, plan

@@ -1,5 +1,5 @@
 -- Alert evaluation for SQLite, which has no stored procedures: the same set-based statements as the
--- PostgreSQL function evaluate_alerts (sql/postgresql/011_threshold_test_planned_once.sql; rules in 003)
+-- PostgreSQL function evaluate_alerts (sql/postgresql/012_trend_test_planned_once.sql; rules in 003)
 -- and the SQL Server procedure dbo.usp_evaluate_alerts, run by the engine in the transaction that stored
 -- the readings, with the ids of the batch's messages bound as a JSON array. Statements end with a
 -- semicolon at the end of a line.
