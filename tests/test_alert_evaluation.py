@@ -184,21 +184,31 @@ def test_a_bound_on_the_band_counts_as_beyond_it(store: SqlStore) -> None:
 POSTGRESQL_SQL = Path(__file__).resolve().parent.parent / "sql" / "postgresql"
 
 
-def generic_plan_after_growth(postgres_url: str, migration: str, function: str) -> str:
-    """The plan of ``function``'s test (the statement it RETURNs), made as its SET clauses make it (a generic
-    plan, sequential scans off) on an empty database, explained again once the tables have grown."""
-    text = (POSTGRESQL_SQL / migration).read_text()
-    body = text.split(f"CREATE OR REPLACE FUNCTION {function}(", 1)[1]
-    assert "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off\n" in body.split("AS $$", 1)[0]
-    test = body.split("RETURN EXISTS (", 1)[1].split("\n    );\nEND", 1)[0].replace("p_message_ids", "$1")
+def function_statement(migration: str, function: str) -> str:
+    """The statement a PL/pgSQL function of ``migration`` runs (a test's RETURN EXISTS as a SELECT, or a
+    raise_* function's one statement), with ``$1`` for p_message_ids and ``$2`` for now_utc; the function
+    must be planned generically, with sequential scans off."""
+    body = (POSTGRESQL_SQL / migration).read_text().split(f"CREATE OR REPLACE FUNCTION {function}(", 1)[1]
+    settings, body = body.split("AS $$", 1)
+    assert "SET plan_cache_mode = force_generic_plan\nSET enable_seqscan = off\n" in settings
+    if "RETURN EXISTS (" in body:
+        statement = "SELECT EXISTS (" + body.split("RETURN EXISTS (", 1)[1].split("\n    );\nEND", 1)[0] + ")"
+    else:
+        statement = body.split("BEGIN\n", 1)[1].split(";\n    GET DIAGNOSTICS", 1)[0]
+    return statement.replace("p_message_ids", "$1").replace("now_utc", "$2")
+
+
+def generic_plan_after_growth(postgres_url: str, statement: str) -> str:
+    """The plan of ``statement`` made as its function's SET clauses make it (a generic plan, sequential
+    scans off) on an empty database, explained again once the tables have grown."""
     store = SqlStore.from_url(postgres_url)
     upgrade(store.engine)
     try:
         with store.engine.connect() as conn:
             conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")  # as the function's SET clauses
             conn.exec_driver_sql("SET enable_seqscan = off")
-            conn.exec_driver_sql(f"PREPARE pre_check(BIGINT[]) AS SELECT EXISTS ({test})")
-            assert conn.exec_driver_sql("EXECUTE pre_check('{1}')").scalar_one() is False  # planned here
+            conn.exec_driver_sql(f"PREPARE statement(BIGINT[], TIMESTAMP) AS {statement}")
+            conn.exec_driver_sql("EXECUTE statement('{1}', now())")  # planned here, on empty tables
             channel = Channel(store)
             for batch in range(40):
                 channel.dispatch_batch([
@@ -206,8 +216,9 @@ def generic_plan_after_growth(postgres_url: str, migration: str, function: str) 
                                 [("heart_rate", 70 + n), ("spo2", 97), ("resp_rate", 16)]), Route())
                     for n in range(8)])
             ids = ",".join(str(i) for i in range(305, 313))
-            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE pre_check('{{{ids}}}')"))
-            conn.exec_driver_sql("DEALLOCATE pre_check")
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE statement('{{{ids}}}', now())"))
+            conn.exec_driver_sql("DEALLOCATE statement")
+            conn.rollback()
         return plan
     finally:
         store.close()
@@ -218,7 +229,8 @@ def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgr
     """sql/postgresql/011 plans readings_out_of_band once a connection (a generic plan): the plan made on an
     empty database must still find a batch's readings by message id, and each band by index, once the tables
     have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
-    plan = generic_plan_after_growth(postgres_url, "011_threshold_test_planned_once.sql", "readings_out_of_band")
+    plan = generic_plan_after_growth(
+        postgres_url, function_statement("011_threshold_test_planned_once.sql", "readings_out_of_band"))
     assert "Scan on ix_readings_message" in plan or "Scan using ix_readings_message" in plan, plan
     assert "Index Cond: (message_id = ANY ($1))" in plan, plan
     assert "Seq Scan" not in plan and "ix_readings_patient_time" not in plan, plan
@@ -229,8 +241,20 @@ def test_the_trend_test_keeps_an_index_plan_made_on_an_empty_database(postgres_u
     """sql/postgresql/012 plans trend_possible once a connection: the plan made on an empty database must
     find the batch's readings by message id and read each window as one range of its patient's readings,
     never a patient's whole history (008's generic plan did) nor a whole table."""
-    plan = generic_plan_after_growth(postgres_url, "012_trend_test_planned_once.sql", "trend_possible")
+    plan = generic_plan_after_growth(
+        postgres_url, function_statement("012_trend_test_planned_once.sql", "trend_possible"))
     assert "Index Cond: (message_id = batch.message_id)" in plan, plan
     window = plan.split("ix_readings_patient_time", 1)[1].split("Index Cond: ", 1)[1].split("\n", 1)[0]
     assert "patient_id = " in window and "observed_at >= " in window and "observed_at <= " in window, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_the_threshold_statement_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
+    """sql/postgresql/013 plans raise_threshold_alerts once a connection: like the threshold test, its plan
+    made on an empty database must read the batch's readings by message id, and the bands through indexes."""
+    plan = generic_plan_after_growth(
+        postgres_url, function_statement("013_evaluation_in_parts.sql", "raise_threshold_alerts"))
+    assert "Index Cond: (message_id = ANY ($1))" in plan, plan
+    assert plan.count("alert_thresholds") >= 4 and "Seq Scan" not in plan, plan
+    assert "ix_readings_patient_time" not in plan and "ix_readings_device" not in plan, plan
