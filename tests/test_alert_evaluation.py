@@ -227,8 +227,8 @@ def generic_plan_after_growth(postgres_url: str, statement: str) -> str:
 @pytest.mark.postgres
 def test_the_threshold_test_keeps_an_index_plan_made_on_an_empty_database(postgres_url: str) -> None:
     """sql/postgresql/011 plans readings_out_of_band once a connection (a generic plan): the plan made on an
-    empty database must still find a batch's readings by message id, and each band by index, once the tables
-    have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
+    empty database must still find a batch's readings by message id, and the bands through indexes, once the
+    tables have grown (the failure 008 saw with generic plans was a plan that read whole tables)."""
     plan = generic_plan_after_growth(
         postgres_url, function_statement("011_threshold_test_planned_once.sql", "readings_out_of_band"))
     assert "Scan on ix_readings_message" in plan or "Scan using ix_readings_message" in plan, plan
