@@ -3,11 +3,13 @@
 The store runs statements; the channel owns the transaction (``with store.transaction() as tx``).
 Alert evaluation runs inside the database in that same transaction: the PostgreSQL function
 evaluate_alerts, the SQL Server procedure dbo.usp_evaluate_alerts, or on SQLite the same set-based SQL
-from sql/sqlite/evaluate_alerts.sql.
+from sql/sqlite/evaluate_alerts.sql. On PostgreSQL a group commit's message rows, readings and evaluation
+are one call of store_messages (sql/postgresql/014_*.sql).
 """
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -355,6 +357,14 @@ class SqlStore:
         self.engine.dispose()
 
 
+_STORE_MESSAGES = "SELECT message_ids, touched FROM store_messages(CAST(%s AS JSONB), CAST(%s AS JSONB))"
+
+
+def _json_value(value: Any) -> Any:
+    """A messages column's value as JSON carries it: times as ISO text (stored as UTC without zone)."""
+    return utc_naive(value).isoformat() if isinstance(value, datetime) else value
+
+
 class StoreTransaction:
     def __init__(self, conn: Connection, store: SqlStore):
         self.conn = conn
@@ -376,6 +386,38 @@ class StoreTransaction:
             if key in wanted:
                 found.setdefault(key, []).append(row)
         return found
+
+    def store_messages(self, rows: Sequence[dict[str, Any]], readings: Sequence[tuple[int, VitalsReading]],
+                       created_at: datetime) -> tuple[list[int], int]:
+        """Insert message rows and their readings, then evaluate alerts over the messages that have readings:
+        the messages' new ids in the order of ``rows``, and the alerts touched. ``readings`` pairs a reading
+        with the position of its message in ``rows``.
+
+        PostgreSQL does it all in one call of store_messages (sql/postgresql/014_*.sql); the other databases
+        run the statements one by one.
+        """
+        if not rows:
+            return [], 0
+        if self._store.dialect == "postgresql":
+            return self._store_messages_in_one_call(rows, readings, created_at)
+        ids = self.add_messages(rows)
+        self.add_readings([(ids[position], reading) for position, reading in readings], created_at)
+        return ids, self.evaluate_alerts(sorted({ids[position] for position, _ in readings}))
+
+    def _store_messages_in_one_call(self, rows: Sequence[dict[str, Any]],
+                                    readings: Sequence[tuple[int, VitalsReading]],
+                                    created_at: datetime) -> tuple[list[int], int]:
+        created = created_at.isoformat()
+        message_rows = json.dumps([{column: _json_value(value) for column, value in row.items()} for row in rows])
+        reading_rows = json.dumps([
+            {"m": position + 1, "patient_id": r.patient_id, "device_id": r.device_id, "vital": r.vital,
+             "value": r.value if math.isfinite(r.value) else repr(r.value), "unit": r.unit,
+             "observed_at": utc_naive(r.observed_at).isoformat(), "status": r.status,
+             "source_system": r.source_system, "source_code": r.source_code, "source_value": r.source_value,
+             "source_unit": r.source_unit, "comparator": r.comparator, "created_at": created}
+            for position, r in readings])
+        ids, touched = driver_execute(self.conn, _STORE_MESSAGES, (message_rows, reading_rows)).fetchone()
+        return [int(i) for i in ids], int(touched)
 
     def add_messages(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert message rows in one statement; their new ids, in the order of ``rows``."""

@@ -256,12 +256,11 @@ class Channel:
         earlier = tx.messages_with_keys(w.key for w in works if w.key)
         plans = [self._plan(work, earlier.get(work.key, []) if work.key else []) for work in works]
         new = [plan for plan in plans if not plan.resent]
-        for plan, message_id in zip(new, tx.add_messages([self._row(p) for p in new]), strict=True):
+        readings = [(position, r) for position, p in enumerate(new) if p.status == "STORED" for r in p.work.readings]
+        ids, alerts = tx.store_messages([self._row(p) for p in new], readings, utc_naive(self.clock()))
+        for plan, message_id in zip(new, ids, strict=True):
             plan.message_id = message_id
         stored = [plan for plan in new if plan.status == "STORED"]
-        tx.add_readings([(p.message_id, r) for p in stored for r in p.work.readings if p.message_id],
-                        utc_naive(self.clock()))
-        alerts = tx.evaluate_alerts([p.message_id for p in stored if p.message_id and p.work.readings])
         self._enqueue(tx, [p for p in stored if p.work.route.outbox and p.work.readings], alerts)
         for plan in new:
             _log_outcome(plan)

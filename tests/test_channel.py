@@ -144,15 +144,15 @@ def test_a_batch_shares_one_transaction_and_answers_each_message(store: SqlStore
 def test_when_the_shared_transaction_fails_each_message_is_stored_alone(
         store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = StoreTransaction.evaluate_alerts
+    real = StoreTransaction.store_messages
 
-    def flaky(self: StoreTransaction, message_ids: list[int]) -> int:
-        calls.append(message_ids)
+    def flaky(self: StoreTransaction, rows: list[dict[str, object]], *args: object) -> tuple[list[int], int]:
+        calls.append(rows)
         if len(calls) == 1:  # the shared transaction
-            raise OperationalError("SELECT evaluate_alerts", {}, Exception("deadlock detected"))
-        return real(self, message_ids)
+            raise OperationalError("SELECT store_messages", {}, Exception("deadlock detected"))
+        return real(self, rows, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StoreTransaction, "evaluate_alerts", flaky)
+    monkeypatch.setattr(StoreTransaction, "store_messages", flaky)
     batch = [Inbound(oru(f"H-{n}", "P1", f"2024010110000{n}", [("heart_rate", 70)]), Route()) for n in range(3)]
     receipts = Channel(store).dispatch_batch(batch)
     assert [r.ack_codes for r in receipts] == [["AA"], ["AA"], ["AA"]]

@@ -55,3 +55,27 @@ def test_sqlite_evaluation_is_generated_from_the_postgresql_function() -> None:
 
     assert SQLITE.read_text() == sqlite_text(POSTGRESQL.read_text()), \
         "run .venv/bin/python scripts/sqlite_evaluation.py after editing the PostgreSQL function"
+
+
+def test_store_messages_lists_every_column_of_the_rows_it_inserts() -> None:
+    """PostgreSQL's store_messages (014) names the columns of messages and device_readings twice each: in
+    its INSERT and in the JSON record it reads. A column added to a table must be added there too."""
+    from adapters.sql_store import READING_COLUMNS
+    from adapters.sql_tables import messages
+
+    text = (migrations.SQL_DIR / "postgresql" / "014_store_messages_in_one_call.sql").read_text()
+
+    def names(opening: str) -> list[str]:
+        """The first word of each item listed after ``opening``, up to its closing parenthesis."""
+        listed, depth = text.split(opening, 1)[1], 1
+        for end, char in enumerate(listed):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                return [item.split()[0] for item in listed[:end].split(",")]
+        raise AssertionError(f"no closing parenthesis after {opening!r}")
+
+    message_columns = [c.name for c in messages.columns if c.name != "id"]
+    assert names("INSERT INTO messages (") == message_columns
+    assert names("jsonb_to_recordset(p_messages) AS (") == message_columns
+    assert names("INSERT INTO device_readings (") == list(READING_COLUMNS)
+    assert names("jsonb_to_recordset(p_readings) AS r (") == ["m", *READING_COLUMNS[1:]]
