@@ -365,6 +365,27 @@ def _json_value(value: Any) -> Any:
     return utc_naive(value).isoformat() if isinstance(value, datetime) else value
 
 
+# store_messages' reading records: "m", the position (from 1) of the reading's message, then the columns.
+_JSON_READING_KEYS = ("m", *READING_COLUMNS[1:])
+
+
+def _reading_values(r: VitalsReading, observed_at: Any, created_at: Any) -> tuple[Any, ...]:
+    """A reading's device_readings columns after message_id, in READING_COLUMNS order, with its times as
+    given (as the driver, or JSON, takes them)."""
+    return (r.patient_id, r.device_id, r.vital, r.value, r.unit, observed_at, r.status, r.source_system,
+            r.source_code, r.source_value, r.source_unit, r.comparator, created_at)
+
+
+def _json_reading(position: int, r: VitalsReading, created_at: str) -> dict[str, Any]:
+    """One of store_messages' reading records. A value that is not finite goes as text: JSON has no
+    Infinity, and PostgreSQL's float input reads 'inf'."""
+    record = dict(zip(_JSON_READING_KEYS, (position + 1, *_reading_values(
+        r, utc_naive(r.observed_at).isoformat(), created_at)), strict=True))
+    if not math.isfinite(r.value):
+        record["value"] = repr(r.value)
+    return record
+
+
 class StoreTransaction:
     def __init__(self, conn: Connection, store: SqlStore):
         self.conn = conn
@@ -409,13 +430,7 @@ class StoreTransaction:
                                     created_at: datetime) -> tuple[list[int], int]:
         created = created_at.isoformat()
         message_rows = json.dumps([{column: _json_value(value) for column, value in row.items()} for row in rows])
-        reading_rows = json.dumps([
-            {"m": position + 1, "patient_id": r.patient_id, "device_id": r.device_id, "vital": r.vital,
-             "value": r.value if math.isfinite(r.value) else repr(r.value), "unit": r.unit,
-             "observed_at": utc_naive(r.observed_at).isoformat(), "status": r.status,
-             "source_system": r.source_system, "source_code": r.source_code, "source_value": r.source_value,
-             "source_unit": r.source_unit, "comparator": r.comparator, "created_at": created}
-            for position, r in readings])
+        reading_rows = json.dumps([_json_reading(position, r, created) for position, r in readings])
         ids, touched = driver_execute(self.conn, _STORE_MESSAGES, (message_rows, reading_rows)).fetchone()
         return [int(i) for i in ids], int(touched)
 
@@ -440,9 +455,7 @@ class StoreTransaction:
 
         created = stamp(created_at)
         self._store.readings_insert.execute(self.conn, [
-            (message_id, r.patient_id, r.device_id, r.vital, r.value, r.unit, stamp(r.observed_at), r.status,
-             r.source_system, r.source_code, r.source_value, r.source_unit, r.comparator, created)
-            for message_id, r in readings
+            (message_id, *_reading_values(r, stamp(r.observed_at), created)) for message_id, r in readings
         ])
 
     def evaluate_alerts(self, message_ids: Sequence[int]) -> int:
