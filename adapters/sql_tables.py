@@ -118,6 +118,7 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    Column("payload_pruned_at", DateTime),  # retention emptied the payload (''), see engine/jobs/retention.py
 )
 
 outbox_attempts = Table(

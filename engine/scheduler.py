@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.sql_store import SqlStore, utc_naive
 from engine.jobs.outbox_sweep import DEFAULT_DOWN_AFTER_MINUTES, sweep_outbox
 from engine.jobs.reconciliation import DEFAULT_DELAYED_AFTER_MINUTES, DEFAULT_LOOKBACK_HOURS, reconcile
-from engine.jobs.retention import prune_raw_content
+from engine.jobs.retention import prune_content
 from engine.jobs.stale_devices import check_devices
 from engine.leases import Lease
 from engine.routes.housekeeping import DEFAULT_RAW_CONTENT_DAYS, DevicesConfig, RetentionConfig
@@ -138,7 +138,7 @@ class Housekeeping:
             "reconciliation": lambda now: reconcile(self.store, config.destinations, now,
                                                     config.reconciliation_lookback_hours,
                                                     config.delayed_after_minutes),
-            "retention": lambda now: prune_raw_content(
+            "retention": lambda now: prune_content(
                 self.store, {route: r.raw_content_days for route, r in config.retention.items()}, now,
                 config.default_raw_content_days),
         }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ColumnElement, Table, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, true, update
 from sqlalchemy.engine import Row
 
 from adapters.sql_store import SqlStore
@@ -27,11 +27,12 @@ from engine.channel import Channel, Route
 from engine.incidents import change_incident_state
 from engine.jobs.outbox_sweep import sweep_outbox
 from engine.jobs.reconciliation import reconcile
-from engine.jobs.retention import prune_raw_content
+from engine.jobs.retention import prune_content
 from engine.jobs.stale_devices import WATERMARK, check_devices
 from engine.outbox_rows import OutboxTarget
 from engine.routes.housekeeping import DevicesConfig, RetentionConfig
 from tests.messages import oru
+from tests.query_plans import full_scan, plans_of
 
 T0 = datetime(2026, 3, 2, 10, 0)  # UTC, as stored
 EHR = OutboxTarget("ehr", readings=True, alerts=False)
@@ -321,10 +322,10 @@ def test_raw_content_goes_after_the_routes_age_and_everything_else_stays(store: 
     other = send(store, T0, route=Route(name="misc"))
     readings_before = len(rows_of(store, device_readings))
     settings = {"icu": 7, "ward": 0}
-    result = prune_raw_content(store, settings, T0 + timedelta(days=8), pause_seconds=0)
+    result = prune_content(store, settings, T0 + timedelta(days=8), pause_seconds=0)
     assert result.pruned == {"icu": 1, "*": 0} and result.noteworthy
     assert raw_kept(store) == {icu[0]: False, icu[1]: True, ward: True, other: True}
-    result = prune_raw_content(store, settings, T0 + timedelta(days=31), pause_seconds=0)
+    result = prune_content(store, settings, T0 + timedelta(days=31), pause_seconds=0)
     assert result.pruned == {"icu": 1, "*": 1}
     assert raw_kept(store) == {icu[0]: False, icu[1]: False, ward: True, other: False}  # 0 keeps forever
     assert len(rows_of(store, device_readings)) == readings_before  # readings, message rows, outbox kept
@@ -335,20 +336,69 @@ def test_raw_content_goes_after_the_routes_age_and_everything_else_stays(store: 
 def test_pruning_goes_in_batches_and_resumes_from_its_watermark(store: SqlStore) -> None:
     sent = [send(store, T0 + timedelta(hours=n)) for n in range(5)]
     later = T0 + timedelta(days=40)
-    assert prune_raw_content(store, {}, later, batch_size=2, max_batches=1, pause_seconds=0).pruned == {"*": 2}
+    assert prune_content(store, {}, later, batch_size=2, max_batches=1, pause_seconds=0).pruned == {"*": 2}
     assert [raw_kept(store)[i] for i in sent] == [False, False, True, True, True]
     with store.engine.connect() as conn:
         mark = conn.execute(select(job_state.c.value).where(job_state.c.name == "retention.*")).scalar_one()
     assert mark == str(T0 + timedelta(hours=1))
-    assert prune_raw_content(store, {}, later, batch_size=2, pause_seconds=0).pruned == {"*": 3}
+    assert prune_content(store, {}, later, batch_size=2, pause_seconds=0).pruned == {"*": 3}
     assert not any(raw_kept(store).values())
-    assert prune_raw_content(store, {}, later + timedelta(hours=1), pause_seconds=0).pruned == {"*": 0}
+    assert prune_content(store, {}, later + timedelta(hours=1), pause_seconds=0).pruned == {"*": 0}
+
+
+def payload_pruned(store: SqlStore) -> dict[int, bool]:
+    """Message id -> whether its outbox row's payload was emptied (checked to be all or nothing)."""
+    found = {}
+    for row in rows_of(store, outbox):
+        assert (row.payload == "") == (row.payload_pruned_at is not None)
+        found[row.message_id] = row.payload == ""
+    return found
+
+
+def test_delivered_payloads_go_after_the_routes_age_and_undelivered_ones_stay(store: SqlStore) -> None:
+    states = ["SENT", "SUPPRESSED", "DEAD", "PENDING", "SENDING"]
+    old = {state: send(store, T0) for state in states}
+    young = send(store, T0 + timedelta(days=3))
+    ward = send(store, T0, route=Route(name="ward", outbox=(EHR,)))
+    for state, message_id in [*old.items(), ("SENT", young), ("SENT", ward)]:
+        change(store, outbox, outbox.c.message_id == message_id, state=state)
+    moment = T0 + timedelta(days=8)
+    result = prune_content(store, {"icu": 7, "ward": 0}, moment, pause_seconds=0)
+    assert result.payloads == {"icu": 2} and result.noteworthy
+    assert payload_pruned(store) == {old["SENT"]: True, old["SUPPRESSED"]: True, old["DEAD"]: False,
+                                     old["PENDING"]: False, old["SENDING"]: False, young: False, ward: False}
+    assert {row.payload_pruned_at for row in rows_of(store, outbox) if row.payload == ""} == {moment}
+    assert len(rows_of(store, outbox)) == 7  # the rows stay: destination, state, attempts, keys
+    assert prune_content(store, {"icu": 7, "ward": 0}, moment, pause_seconds=0).payloads == {"icu": 0}
+    assert prune_content(store, {"icu": 7}, T0 + timedelta(days=31), pause_seconds=0).payloads == {
+        "icu": 1, "ward": 1}  # ward: no setting now, so the default 30 days
+
+
+def test_payload_pruning_goes_in_batches(store: SqlStore) -> None:
+    sent = [send(store, T0 + timedelta(hours=n)) for n in range(5)]
+    change(store, outbox, outbox.c.message_id.in_(sent), state="SENT")
+    later = T0 + timedelta(days=40)
+    assert prune_content(store, {}, later, batch_size=2, max_batches=1, pause_seconds=0).payloads == {"icu": 2}
+    assert [payload_pruned(store)[i] for i in sent] == [True, True, False, False, False]  # oldest first
+    assert prune_content(store, {}, later, batch_size=2, pause_seconds=0).payloads == {"icu": 3}
+    assert all(payload_pruned(store).values())
+    assert prune_content(store, {}, later, pause_seconds=0).payloads == {}  # none kept: no route to look at
+
+
+def test_payload_pruning_reads_only_the_rows_it_may_prune(store: SqlStore) -> None:
+    change(store, outbox, outbox.c.message_id == send(store, T0), state="SENT")
+    plans = plans_of(store, lambda: prune_content(store, {}, T0 + timedelta(days=40), pause_seconds=0), "outbox")
+    assert len(plans) == 3  # the routes (two seeks: "icu", then none after it), the route's oldest rows
+    for statement, plan in plans:
+        assert "ix_outbox_payload_kept" in plan and not full_scan(plan, "outbox"), (statement, plan)
 
 
 def test_retention_zero_everywhere_keeps_everything(store: SqlStore) -> None:
     send(store, T0)
-    assert prune_raw_content(store, {"icu": 0}, T0 + timedelta(days=999), default_days=0).pruned == {}
-    assert all(raw_kept(store).values())
+    change(store, outbox, true(), state="SENT")
+    result = prune_content(store, {"icu": 0}, T0 + timedelta(days=999), default_days=0)
+    assert result.pruned == {} and result.payloads == {} and not result.noteworthy
+    assert all(raw_kept(store).values()) and not any(payload_pruned(store).values())
 
 
 # --- the route settings ------------------------------------------------------------------------------------

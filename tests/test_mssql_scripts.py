@@ -295,6 +295,7 @@ def _postgresql_type(data_type: exp.DataType) -> str:
 
 
 def _tables(trees: list[sqlglot.Expression], dialect: str) -> dict[str, TableDef]:
+    """Tables as their CREATE TABLE statements and any later ALTER TABLE ... ADD make them."""
     tables = {}
     for tree in trees:
         for create in tree.find_all(exp.Create):
@@ -302,27 +303,34 @@ def _tables(trees: list[sqlglot.Expression], dialect: str) -> dict[str, TableDef
                 continue
             table = tables.setdefault(create.this.this.name, TableDef())
             for column in create.this.expressions:
-                if not isinstance(column, exp.ColumnDef):
-                    continue
-                name, kind = column.name, column.args["kind"]
-                table.columns[name] = kind.sql("tsql") if dialect == "tsql" else _postgresql_type(kind)
-                constraints = [c.args["kind"] for c in column.args.get("constraints") or []]
-                table.nullable[name] = not any(
-                    isinstance(c, exp.PrimaryKeyColumnConstraint)
-                    or (isinstance(c, exp.NotNullColumnConstraint) and not c.args.get("allow_null"))
-                    for c in constraints)
-                for constraint in constraints:
-                    if isinstance(constraint, exp.DefaultColumnConstraint):
-                        table.defaults[name] = _neutral(constraint.this)
-                    elif isinstance(constraint, exp.Reference):
-                        target = constraint.this
-                        table.references[name] = f"{target.this.name}({', '.join(c.name for c in target.expressions)})"
-                    elif isinstance(constraint, exp.PrimaryKeyColumnConstraint):
-                        table.primary_key.append(name)
-                    elif isinstance(constraint, exp.GeneratedAsIdentityColumnConstraint):
-                        table.identity.append(name)
+                if isinstance(column, exp.ColumnDef):
+                    _add_column(table, column, dialect)
             table.checks |= {_neutral(check.this) for check in create.this.find_all(exp.CheckColumnConstraint)}
+        for alter in tree.find_all(exp.Alter):
+            for column in alter.args.get("actions") or []:
+                if isinstance(column, exp.ColumnDef):
+                    _add_column(tables[alter.this.name], column, dialect)
     return tables
+
+
+def _add_column(table: TableDef, column: exp.ColumnDef, dialect: str) -> None:
+    name, kind = column.name, column.args["kind"]
+    table.columns[name] = kind.sql("tsql") if dialect == "tsql" else _postgresql_type(kind)
+    constraints = [c.args["kind"] for c in column.args.get("constraints") or []]
+    table.nullable[name] = not any(
+        isinstance(c, exp.PrimaryKeyColumnConstraint)
+        or (isinstance(c, exp.NotNullColumnConstraint) and not c.args.get("allow_null"))
+        for c in constraints)
+    for constraint in constraints:
+        if isinstance(constraint, exp.DefaultColumnConstraint):
+            table.defaults[name] = _neutral(constraint.this)
+        elif isinstance(constraint, exp.Reference):
+            target = constraint.this
+            table.references[name] = f"{target.this.name}({', '.join(c.name for c in target.expressions)})"
+        elif isinstance(constraint, exp.PrimaryKeyColumnConstraint):
+            table.primary_key.append(name)
+        elif isinstance(constraint, exp.GeneratedAsIdentityColumnConstraint):
+            table.identity.append(name)
 
 
 def _indexes(trees: list[sqlglot.Expression]) -> dict[str, IndexDef]:

@@ -24,6 +24,7 @@ from adapters.rest.settings import ApiSettings
 from adapters.sql_store import SqlStore
 from adapters.sql_tables import outbox
 from engine.channel import Channel, Route
+from engine.jobs.retention import prune_content
 from engine.migrations import upgrade
 from engine.outbox import Backoff, Lane, OutboxWorker
 from engine.outbox_actions import pause
@@ -40,7 +41,7 @@ CONFIGURED = [{"name": "ehr", "kind": "ehr_soap", "route": "icu"}, {"name": "pag
 KEYS = ApiSettings(api_keys=("k-one",))
 SUMMARY_FIELDS = {"id", "destination", "route", "kind", "idempotency_key", "message_id", "alert_id", "patient_id",
                   "state", "attempts", "next_attempt_at", "claimed_by", "claimed_until", "remote_id", "last_error",
-                  "created_at", "sent_at"}
+                  "created_at", "sent_at", "payload_pruned_at"}
 AN_HOUR = 3600.0
 
 
@@ -232,6 +233,17 @@ def test_one_row_has_its_payload_and_attempts(seeded: Seeded) -> None:
     assert [r["value"] for r in observations["payload"]["readings"]] == [80.0]
     assert [(a["outcome"], a["error"]) for a in observations["attempts"]] == [("retry", "EHR timed out")]
     assert ok(client.get(f"/api/v1/outbox/{seeded.id('pager', 'alert', 'P2')}"))["attempts"] == []
+
+
+def test_a_row_whose_payload_retention_emptied_says_so(seeded: Seeded) -> None:
+    client = api(seeded)
+    sent, dead = seeded.id("ehr", "observations", "P1"), seeded.id("ehr", "observations", "P2")
+    result = prune_content(seeded.store, {}, datetime.now(UTC) + timedelta(days=31), pause_seconds=0)
+    assert result.payloads == {"icu": 1}  # the SENT row; the dead letter keeps its payload to be sent again
+    one = ok(client.get(f"/api/v1/outbox/{sent}"))
+    assert one["payload"] is None and one["row"]["state"] == "SENT" and one["row"]["payload_pruned_at"]
+    assert [a["outcome"] for a in one["attempts"]] == ["sent"]  # the audit trail stays
+    assert ok(client.get(f"/api/v1/outbox/{dead}"))["payload"]["patient_id"] == "P2"
 
 
 def test_a_dead_letter_is_sent_again_with_its_history_and_nothing_else_is(seeded: Seeded) -> None:

@@ -1,9 +1,10 @@
 """The outbox over REST: what each destination still has to send, what became of it, and the operators' levers.
 
 Reads: ``GET /api/v1/outbox`` (rows newest first, filtered, paged, never the payload: it holds patient data
-and is big), ``GET /api/v1/outbox/{id}`` (``{"row", "payload", "attempts"}``: one row, its payload parsed,
-its attempts oldest first) and ``GET /api/v1/destinations`` (per destination: paused or not, rows by state,
-the age of the oldest PENDING row, the last send). Writes: ``POST /api/v1/outbox/{id}/retry`` (one dead
+and is big), ``GET /api/v1/outbox/{id}`` (``{"row", "payload", "attempts"}``: one row, its payload parsed or
+null once retention emptied it (``payload_pruned_at``), its attempts oldest first) and
+``GET /api/v1/destinations`` (per destination: paused or not, rows by state, the age of the oldest PENDING
+row, the last send). Writes: ``POST /api/v1/outbox/{id}/retry`` (one dead
 letter), and per destination ``.../pause`` and ``.../resume`` with ``{"by": "..."}`` and ``.../retry-dead``.
 
 engine.outbox_actions does each change (one short transaction); this answers 404 for an unknown row or
@@ -39,7 +40,7 @@ router = APIRouter(prefix="/api/v1", tags=["outbox"], dependencies=[Depends(requ
 
 OUTBOX = select(o.c.id, o.c.destination, o.c.route, o.c.kind, o.c.idempotency_key, o.c.message_id, o.c.alert_id,
                 o.c.patient_id, o.c.state, o.c.attempts, o.c.next_attempt_at, o.c.claimed_by, o.c.claimed_until,
-                o.c.remote_id, o.c.last_error, o.c.created_at, o.c.sent_at)
+                o.c.remote_id, o.c.last_error, o.c.created_at, o.c.sent_at, o.c.payload_pruned_at)
 ATTEMPTS = select(t.c.id, t.c.attempt, t.c.node, t.c.started_at, t.c.duration_ms, t.c.outcome, t.c.remote_id,
                   t.c.error)
 # Per destination and state: rows, the oldest row's creation, the newest send, the route the rows came through.
@@ -79,7 +80,8 @@ def get_outbox_row(store: Store, outbox_id: OutboxId) -> dict[str, Any]:
         attempts = conn.execute(ATTEMPTS.where(t.c.outbox_id == outbox_id).order_by(t.c.id)).all()
     summary = row_json(row)
     payload = summary.pop("payload")
-    return {"row": summary, "payload": json.loads(payload), "attempts": [row_json(attempt) for attempt in attempts]}
+    return {"row": summary, "payload": None if row.payload_pruned_at else json.loads(payload),
+            "attempts": [row_json(attempt) for attempt in attempts]}
 
 
 @router.post("/outbox/{outbox_id}/retry", summary="Send a dead letter again",

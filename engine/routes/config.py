@@ -99,8 +99,9 @@ class RouteConfig(ConfigModel):
         default_factory=DevicesConfig, description="How often each device of the route must be heard from; a "
         "device silent for longer raises a device_offline incident.",
         examples=[{"expected_interval_seconds": 300, "devices": {"MON-7": 60}}])
-    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long raw message "
-                                       "content is kept (readings, alerts and the audit trail stay).",
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long message "
+                                       "content is kept: raw and delivered outbox payloads (readings, alerts and "
+                                       "the audit trail stay).",
                                        examples=[{"raw_content_days": 30}])
 
     def outbox_destinations(self) -> list[EhrSoapDestination | NotifyDestination]:

@@ -5,10 +5,10 @@ devices:
   expected_interval_seconds: 300   # a device silent longer raises a device_offline incident; 0: not watched
   devices: {MON-7: 60, PUMP-2: 0}  # per-device overrides
 retention:
-  raw_content_days: 30             # messages.raw is emptied after this; 0 keeps it forever
+  raw_content_days: 30             # messages.raw and delivered outbox payloads emptied after this; 0: kept
 ```
 The stale-device and retention jobs (engine/jobs/) read them; readings, alerts and the message rows
-themselves (the audit trail) are never pruned.
+themselves and outbox rows with their attempts (the audit trail) are never pruned.
 """
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ class DevicesConfig(ConfigModel):
 
 
 class RetentionConfig(ConfigModel):
-    """How long the route's raw message content is kept. Readings, alerts, message rows (the audit trail:
-    ids, hashes, status, ACKs) and outbox attempts are kept regardless."""
+    """How long the route's message content is kept: the raw message, and the payloads of its outbox rows once
+    delivered (SENT) or held back (SUPPRESSED). Readings, alerts, message rows (the audit trail: ids, hashes,
+    status, ACKs), outbox rows with their attempts, and the payloads of rows not delivered are kept regardless."""
 
     raw_content_days: int = Field(
         DEFAULT_RAW_CONTENT_DAYS, ge=0, description="Days after receipt when a message's raw content "
-        "(messages.raw, patient data) is emptied; 0 keeps it forever.", examples=[30])
+        "(messages.raw, patient data) and its delivered outbox payloads are emptied; 0 keeps them "
+        "forever.", examples=[30])
