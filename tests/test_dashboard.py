@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from adapters.dashboard.app import mount_dashboard
 from adapters.dashboard.passwords import hash_password, verify_password
 from adapters.dashboard.settings import DashboardSettings
+from adapters.dashboard.signin_throttle import SignInThrottle
 from adapters.dashboard.stats_queries import time_bucket
 from adapters.delivery import DeliveryFailed
 from adapters.http_api import create_app
@@ -125,11 +126,11 @@ def _deliver(store: SqlStore, destination: str, sender: ScriptedEhr) -> None:
 
 
 def dashboard_app(store: SqlStore, settings: DashboardSettings | None = None,
-                  listeners: dict[str, Any] | None = None) -> FastAPI:
+                  listeners: dict[str, Any] | None = None, throttle: SignInThrottle | None = None) -> FastAPI:
     """The engine's app as create_app builds it, with the dashboard mounted (the line create_app will hold)."""
     app = create_app(lambda: listeners or LISTENERS, store=store, routes={"icu": ICU, "ward": WARD},
                      destinations=DESTINATIONS)
-    mount_dashboard(app, settings)
+    mount_dashboard(app, settings, throttle)
     return app
 
 

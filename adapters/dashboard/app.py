@@ -17,14 +17,18 @@ from adapters.dashboard.auth import PageError, SignInRequired, html_response, re
 from adapters.dashboard.forms import FormRefused, query
 from adapters.dashboard.markup import View, error_page
 from adapters.dashboard.settings import DashboardSettings
+from adapters.dashboard.signin_throttle import SignInThrottle
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
 
 
-def mount_dashboard(app: FastAPI, settings: DashboardSettings | None = None) -> None:
-    """Serve the dashboard at ``/`` (needs ``app.state.store``); ``settings`` default: sign-in off, loopback."""
+def mount_dashboard(app: FastAPI, settings: DashboardSettings | None = None,
+                    throttle: SignInThrottle | None = None) -> None:
+    """Serve the dashboard at ``/`` (needs ``app.state.store``); ``settings`` default: sign-in off, loopback;
+    ``throttle`` counts failed sign-ins (default: one of its own on the monotonic clock)."""
     app.state.dashboard = settings or DashboardSettings()
+    app.state.signin_throttle = throttle or SignInThrottle()
     for module in (integrations, alerts, alert_detail, messages, operations, stats, signin):
         app.include_router(module.router)
     app.add_api_route("/static/{name}", static_file, methods=["GET"], include_in_schema=False)

@@ -1,6 +1,7 @@
 """``/signin`` and ``/signout``. With sign-in on: name and password, checked against the configured PBKDF2
-hashes (a failure is logged with the client address, never the name typed: it may be a password). With
-sign-in off: the page only asks for the name to record on your actions (acknowledged by, resolved by).
+hashes (a failure is logged with the client address, never the name typed: it may be a password); after
+too many failures for a name or an address, attempts are refused for a while (429, ``signin_throttle.py``).
+With sign-in off: the page only asks for the name to record on your actions (acknowledged by, resolved by).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from adapters.dashboard.auth import (
 from adapters.dashboard.forms import local_path
 from adapters.dashboard.markup import View, esc, page
 from adapters.dashboard.passwords import check_credentials
+from adapters.dashboard.signin_throttle import Pause, SignInThrottle
 
 log = logging.getLogger("vitalsstream.dashboard")
 router = APIRouter()
@@ -46,11 +48,22 @@ def signin(request: Request, posted: Posting) -> Response:
         set_cookie(response, request, sign(settings, fresh_payload(settings, **({"n": name} if name else {}))),
                    settings)
         return response
+    address = request.client.host if request.client else ""
+    throttle = throttle_of(request)
+    pause = throttle.admit(name, address)
+    if pause is not None:
+        log.warning("dashboard sign-in paused", extra={"client": address, "paused_for": pause.of,
+                                                       "retry_after_seconds": pause.seconds})
+        view = View.of(request, posted.viewer)
+        response = html_response(request, posted.viewer, _page(view, back, _paused(pause)), 429)
+        response.headers["Retry-After"] = str(pause.seconds)
+        return response
     user = check_credentials(dict(settings.users), name, posted.get("password"))
     if user is None:
-        log.warning("dashboard sign-in failed", extra={"client": request.client.host if request.client else ""})
+        log.warning("dashboard sign-in failed", extra={"client": address})
         view = View.of(request, posted.viewer)
         return html_response(request, posted.viewer, _page(view, back, "Wrong name or password."), 401)
+    throttle.succeeded(name, address)
     response = redirect(back)
     set_cookie(response, request, sign(settings, fresh_payload(settings, u=user.name, f=fingerprint(settings, user))),
                settings)
@@ -63,6 +76,17 @@ def signout(request: Request, posted: Posting) -> Response:
     response = redirect("/signin" if settings.sign_in else "/")
     set_cookie(response, request, sign(settings, fresh_payload(settings)), settings)
     return response
+
+
+def throttle_of(request: Request) -> SignInThrottle:
+    throttle: SignInThrottle = request.app.state.signin_throttle
+    return throttle
+
+
+def _paused(pause: Pause) -> str:
+    whose = "for this name" if pause.of == "name" else "from this address"
+    return (f"Too many failed sign-ins: sign-in {whose} is paused for {pause.seconds} seconds. "
+            f"Try again after that; if you forgot your password, ask an administrator.")
 
 
 def _page(view: View, back: str, problem: str = "") -> str:
